@@ -1,0 +1,78 @@
+"""The composition root: :func:`create_app` builds the service from its settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.dependencies import Clock
+from api.errors import ApiError, StoreError
+from api.metrics import Metrics, RequestMiddleware
+from api.routers import flows, health, ingest, sensors, tokens
+from api.settings import Settings
+from api.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+def service_version() -> str:
+    try:
+        return version("trustwatch")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, store: Store | None = None, clock: Clock = _utc_now) -> FastAPI:
+    """Build the app. Without ``store``, the one the settings name is opened at start-up and
+    closed at shutdown; a given store stays the caller's to close."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        app.state.store = open_store(settings) if owned else store
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="TrustWatch",
+        version=service_version(),
+        description="Cyber-incident early warning and digital-trust ratings.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.metrics = Metrics()
+    if store is not None:
+        app.state.store = store
+
+    for module in (health, ingest, sensors, flows, tokens):
+        app.include_router(module.router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StoreError)
+    async def store_error(_: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error", extra={"error": str(exc)})
+        return JSONResponse(
+            {"detail": "the store is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    return app

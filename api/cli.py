@@ -1,0 +1,178 @@
+"""The ``trustwatch`` command. Each sub-command imports what it needs when it runs, so that a
+sensor host (``trustwatch[sensor]``) runs ``trustwatch sensor ...`` without the server's
+dependencies."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sensors import cli as sensor_cli
+from sensors.errors import SensorError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Which extra brings a module, to name it when a command runs on a host without it.
+_EXTRA_OF = {
+    "communityid": "sensor",
+    "scapy": "sensor",
+    "fastapi": "server",
+    "starlette": "server",
+    "uvicorn": "server",
+    "pydantic_settings": "server",
+    "prometheus_client": "server",
+    "pythonjsonlogger": "server",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Our own messages at INFO; libraries (httpx logs every request, communityid every hash)
+    # only when they warn.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("sensors", "api", "trustwatch"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    try:
+        code: int = args.handler(args)
+    except SensorError as exc:
+        return _fail(str(exc), sensor_cli.exit_code(exc))
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return _fail(
+            f"{exc.name} is not installed; this command needs pip install 'trustwatch[{extra}]'",
+            EXIT_USAGE,
+        )
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from api.errors import TrustWatchError
+
+        if isinstance(exc, TrustWatchError):
+            return _fail(str(exc), EXIT_USAGE)
+        raise
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trustwatch",
+        description="Cyber-incident early warning and digital-trust ratings.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument("--data-dir", type=Path, help="data directory (TRUSTWATCH_DATA_DIR)")
+
+    serve = commands.add_parser("serve", help="run the central service", parents=[data_dir])
+    serve.add_argument("--host", help="listen address (TRUSTWATCH_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (TRUSTWATCH_PORT)")
+    serve.set_defaults(handler=_serve)
+
+    token = commands.add_parser("token", help="manage access tokens in the local store")
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="create a token and print it once", parents=[data_dir]
+    )
+    create.add_argument("--role", required=True, choices=["sensor", "analyst", "admin"])
+    create.add_argument("--name", required=True, help="who or what the token is for")
+    create.add_argument("--sensor-id", help="for --role sensor: its sensor id (default: --name)")
+    create.set_defaults(handler=_token_create)
+    listing = actions.add_parser(
+        "list", help="list tokens (never their secrets)", parents=[data_dir]
+    )
+    listing.set_defaults(handler=_token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[data_dir])
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(handler=_token_revoke)
+
+    sensor_cli.add_commands(commands)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from api.settings import load_settings
+
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", getattr(args, "host", None)),
+            ("port", getattr(args, "port", None)),
+            ("data_dir", getattr(args, "data_dir", None)),
+        )
+        if value is not None
+    }
+    return load_settings(**overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from api.service import serve
+
+    serve(_settings(args))
+    return EXIT_OK
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from api.principals import create_principal
+    from api.store import open_store
+    from api.tokens import Role
+
+    store = open_store(_settings(args))
+    try:
+        token, info = create_principal(
+            store, Role(args.role), args.name, args.sensor_id, datetime.now(UTC)
+        )
+    finally:
+        store.close()
+    bound = f" for sensor {info.sensor_id}" if info.sensor_id else ""
+    sys.stderr.write(f"created {info.role} token {info.id} ({info.name}){bound}; shown once:\n")
+    sys.stdout.write(token + "\n")
+    return EXIT_OK
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from api.store import open_store
+
+    store = open_store(_settings(args))
+    try:
+        principals = store.list_principals()
+    finally:
+        store.close()
+    sys.stdout.write(f"{'id':>4}  {'role':<8} {'key id':<12}  {'sensor':<20} {'state':<8} name\n")
+    for p in principals:
+        state = "revoked" if p.revoked_at else "active"
+        sys.stdout.write(
+            f"{p.id:>4}  {p.role:<8} {p.key_id:<12}  {p.sensor_id or '-':<20} {state:<8} {p.name}\n"
+        )
+    return EXIT_OK
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from api.store import open_store
+
+    store = open_store(_settings(args))
+    try:
+        info = store.revoke_principal(args.id, datetime.now(UTC))
+    finally:
+        store.close()
+    if info is None:
+        return _fail(f"no token with id {args.id}", EXIT_FAILED)
+    sys.stderr.write(f"revoked token {info.id} ({info.name})\n")
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"trustwatch: error: {message}\n")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The service's configuration: one typed, frozen object built once at start-up.
+
+Sources, highest precedence first: explicit values (tests, the CLI), ``TRUSTWATCH_*``
+environment variables, then the TOML file named by ``TRUSTWATCH_CONFIG`` (keys are the field
+names below). Nothing is read at import time.
+
+Insecure combinations are refused rather than defaulted: serving beyond loopback without TLS
+needs ``allow_plaintext = true`` (meaning a TLS proxy sits in front).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from api.errors import ConfigError
+
+ENV_PREFIX: Final = "TRUSTWATCH_"
+# Variables with the prefix that are not service settings: they belong to the sensor, the
+# test-suite or point at the config file itself.
+_NOT_SETTINGS: Final = frozenset({"CONFIG", "TOKEN", "SENSOR_ID", "TEST_ES_URL"})
+
+MiB: Final = 1 << 20
+
+
+class Settings(BaseSettings):
+    """Every setting of ``trustwatch serve``; the README's configuration table lists them."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("trustwatch-data"), description="where the store and the lock live"
+    )
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(default=8470, description="TCP port")
+    tls_cert: Path | None = Field(default=None, description="PEM certificate chain for HTTPS")
+    tls_key: Path | None = Field(default=None, description="PEM private key for HTTPS")
+    allow_plaintext: bool = Field(
+        default=False,
+        description="serve plain HTTP beyond loopback (only behind a TLS-terminating proxy)",
+    )
+    store: Literal["sqlite"] = Field(default="sqlite", description="storage backend")
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * MiB)] = Field(
+        default=16 * MiB, description="largest request body, as sent (compressed)"
+    )
+    max_decompressed_bytes: Annotated[int, Field(ge=1024, le=1024 * MiB)] = Field(
+        default=128 * MiB, description="largest request body after gzip decompression"
+    )
+    max_records_per_batch: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=10_000, description="most records one ingest request may carry"
+    )
+    metrics_public: bool = Field(
+        default=False, description="serve /metrics without a token (else analyst/admin token)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="log threshold"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_insecure(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.tls_cert is None and not self.allow_plaintext and not _is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host} is not loopback and no TLS is configured: set tls_cert and "
+                "tls_key, or allow_plaintext = true if a TLS proxy terminates connections"
+            )
+        if self.max_decompressed_bytes < self.max_body_bytes:
+            raise ValueError("max_decompressed_bytes must be at least max_body_bytes")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "trustwatch.sqlite3"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, or raise :class:`ConfigError` saying what is wrong and where."""
+    config_file = os.environ.get(ENV_PREFIX + "CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{ENV_PREFIX}CONFIG names {config_file}, which is not a file")
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith(ENV_PREFIX)
+        and name[len(ENV_PREFIX) :] not in _NOT_SETTINGS
+        and name[len(ENV_PREFIX) :].lower() not in Settings.model_fields
+    )
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; see the README's table")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from exc
+    except ValueError as exc:  # a TOML file that does not parse
+        raise ConfigError(f"{config_file}: {exc}") from exc
+
+
+def settings_table() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for the README."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        rows.append((ENV_PREFIX + name.upper(), repr(info.default), info.description or ""))
+    return rows
+
+
+def _describe(exc: ValidationError, config_file: str | None) -> str:
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        name = f"{ENV_PREFIX}{loc.upper()}" if loc else "settings"
+        parts.append(f"{name}: {error['msg']}")
+    where = f" (environment or {config_file})" if config_file else ""
+    return "invalid configuration" + where + ": " + "; ".join(parts)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+

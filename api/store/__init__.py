@@ -1,0 +1,23 @@
+"""Storage: the :class:`~api.store.protocol.Store` contract and its backends."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from api.store.protocol import Store
+from api.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from api.settings import Settings
+
+BACKENDS = ("sqlite",)
+
+
+def open_store(settings: Settings) -> Store:
+    """Open the store the settings name."""
+    if settings.store == "sqlite":
+        return SqliteStore.open(settings.db_path)
+    raise ValueError(f"unknown store {settings.store!r}")  # settings validation prevents this
+
+
+__all__ = ["BACKENDS", "SqliteStore", "Store", "open_store"]

@@ -1,0 +1,77 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+``PRAGMA user_version`` records how many have run. A migration is appended, never edited: a
+database made by an older release is brought forward on open, and one made by a newer release
+is refused rather than misread.
+
+Times are integers, microseconds since the epoch in UTC, so that ranges compare as numbers.
+IP addresses are stored in Python's canonical text form (``ipaddress``), so that an equality
+filter matches however the sensor wrote the address.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: principals, sensors, flows, scans.
+    """
+    CREATE TABLE sensors (
+        sensor_id        TEXT PRIMARY KEY,
+        created_us       INTEGER NOT NULL,
+        last_seen_us     INTEGER,
+        records_received INTEGER NOT NULL DEFAULT 0,
+        batches_received INTEGER NOT NULL DEFAULT 0,
+        version          TEXT,
+        counters         TEXT NOT NULL DEFAULT '{}',
+        last_heartbeat_us INTEGER
+    ) STRICT;
+
+    CREATE TABLE principals (
+        id          INTEGER PRIMARY KEY,
+        key_id      TEXT NOT NULL UNIQUE,
+        secret_hash BLOB NOT NULL,
+        name        TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('sensor', 'analyst', 'admin')),
+        sensor_id   TEXT REFERENCES sensors (sensor_id),
+        created_us  INTEGER NOT NULL,
+        revoked_us  INTEGER,
+        CHECK ((role = 'sensor') = (sensor_id IS NOT NULL))
+    ) STRICT;
+
+    CREATE TABLE flows (
+        seq         INTEGER PRIMARY KEY,
+        sensor_id   TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        start_us    INTEGER NOT NULL,
+        end_us      INTEGER NOT NULL,
+        src_ip      TEXT NOT NULL,
+        src_port    INTEGER,
+        dst_ip      TEXT NOT NULL,
+        dst_port    INTEGER,
+        transport   TEXT NOT NULL,
+        received_us INTEGER NOT NULL,
+        doc         BLOB NOT NULL,
+        UNIQUE (sensor_id, event_id)
+    ) STRICT;
+    CREATE INDEX flows_by_start ON flows (start_us, seq);
+    CREATE INDEX flows_by_src_ip ON flows (src_ip, start_us);
+    CREATE INDEX flows_by_dst_ip ON flows (dst_ip, start_us);
+    CREATE INDEX flows_by_src_port ON flows (src_port, start_us);
+    CREATE INDEX flows_by_dst_port ON flows (dst_port, start_us);
+    CREATE INDEX flows_by_sensor ON flows (sensor_id, start_us);
+
+    CREATE TABLE scans (
+        seq         INTEGER PRIMARY KEY,
+        sensor_id   TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        start_us    INTEGER NOT NULL,
+        end_us      INTEGER NOT NULL,
+        received_us INTEGER NOT NULL,
+        doc         BLOB NOT NULL,
+        UNIQUE (sensor_id, event_id)
+    ) STRICT;
+    CREATE INDEX scans_by_target ON scans (target, start_us);
+    """,
+)

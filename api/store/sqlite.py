@@ -1,0 +1,399 @@
+"""The embedded store: one SQLite file in the data directory.
+
+WAL mode lets readers work while the single writer commits; ``synchronous=FULL`` makes a
+commit durable before it returns, which is what an ingest acknowledgement promises. Writes are
+serialised by one lock on one connection (SQLite admits one writer at a time anyway); reads use
+a small pool of read-only connections.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from api.errors import ConflictError, StoreError
+from api.store.migrations import MIGRATIONS
+from api.store.protocol import (
+    FlowPage,
+    FlowQuery,
+    IngestCounts,
+    NewPrincipal,
+    PrincipalCredentials,
+    PrincipalInfo,
+    SensorInfo,
+)
+from api.tokens import Role
+from sensors.wire import FlowRecord, ScanRecord, dump_record, utc
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_BUSY_TIMEOUT_MS: Final = 10_000
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch; exact, unlike ``timestamp()`` which goes through a float."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _opt_from_us(value: int | None) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+class SqliteStore:
+    """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                # Create the file private before SQLite touches it; WAL files follow its mode.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            writer = _connect(path, readonly=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+        store = cls(path, writer)
+        try:
+            store._migrate()
+        except BaseException:
+            writer.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this release "
+                    f"understands ({len(MIGRATIONS)}); upgrade TrustWatch"
+                )
+            for number in range(version + 1, len(MIGRATIONS) + 1):
+                script = MIGRATIONS[number - 1]
+                try:
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+                    )
+                except sqlite3.Error:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot migrate {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = _connect(self.path, readonly=True)
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        try:
+            yield conn
+        finally:
+            # The pool grows to the number of threads reading at once (the server's thread
+            # pool bounds it) and is reused from then on.
+            self._readers.put(conn)
+
+    def ping(self) -> None:
+        try:
+            with self._read() as conn:
+                conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"store unavailable: {exc}") from exc
+
+    # -- principals -------------------------------------------------------------------------
+
+    def add_principal(self, principal: NewPrincipal, now: datetime) -> PrincipalInfo:
+        if (principal.role is Role.SENSOR) != (principal.sensor_id is not None):
+            raise ValueError("a sensor principal needs a sensor id, and only a sensor one")
+        with self._write() as conn:
+            if principal.sensor_id is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO sensors (sensor_id, created_us) VALUES (?, ?)",
+                    (principal.sensor_id, to_us(now)),
+                )
+            cursor = conn.execute(
+                "INSERT INTO principals (key_id, secret_hash, name, role, sensor_id, created_us)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    principal.key_id,
+                    principal.secret_hash,
+                    principal.name,
+                    principal.role.value,
+                    principal.sensor_id,
+                    to_us(now),
+                ),
+            )
+            row_id = cursor.lastrowid
+        assert row_id is not None  # noqa: S101 - an INSERT always sets it
+        return PrincipalInfo(
+            id=row_id,
+            name=principal.name,
+            role=principal.role,
+            key_id=principal.key_id,
+            sensor_id=principal.sensor_id,
+            created_at=from_us(to_us(now)),
+            revoked_at=None,
+        )
+
+    def credentials(self, key_id: str) -> PrincipalCredentials | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_PRINCIPAL_COLUMNS}, secret_hash FROM principals WHERE key_id = ?",
+                (key_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return PrincipalCredentials(info=_principal(row), secret_hash=bytes(row[7]))
+
+    def list_principals(self) -> list[PrincipalInfo]:
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_PRINCIPAL_COLUMNS} FROM principals ORDER BY id")
+            return [_principal(row) for row in rows]
+
+    def revoke_principal(self, principal_id: int, now: datetime) -> PrincipalInfo | None:
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT {_PRINCIPAL_COLUMNS} FROM principals WHERE id = ?", (principal_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            info = _principal(row)
+            if info.revoked_at is not None:
+                return info
+            if info.role is Role.ADMIN and _active_admins(conn) <= 1:
+                raise ConflictError("refusing to revoke the last active admin token")
+            conn.execute(
+                "UPDATE principals SET revoked_us = ? WHERE id = ?", (to_us(now), principal_id)
+            )
+        return PrincipalInfo(
+            id=info.id,
+            name=info.name,
+            role=info.role,
+            key_id=info.key_id,
+            sensor_id=info.sensor_id,
+            created_at=info.created_at,
+            revoked_at=from_us(to_us(now)),
+        )
+
+    def count_active_admins(self) -> int:
+        with self._read() as conn:
+            return _active_admins(conn)
+
+    # -- sensors ----------------------------------------------------------------------------
+
+    def record_heartbeat(
+        self, sensor_id: str, version: str, counters: dict[str, int], now: datetime
+    ) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE sensors SET version = ?, counters = ?, last_heartbeat_us = ?,"
+                " last_seen_us = max(coalesce(last_seen_us, 0), ?) WHERE sensor_id = ?",
+                (version, orjson.dumps(counters).decode(), to_us(now), to_us(now), sensor_id),
+            )
+
+    def list_sensors(self) -> list[SensorInfo]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT sensor_id, created_us, last_seen_us, records_received, batches_received,"
+                " version, counters, last_heartbeat_us FROM sensors ORDER BY sensor_id"
+            ).fetchall()
+        return [
+            SensorInfo(
+                sensor_id=row[0],
+                created_at=from_us(row[1]),
+                last_seen=_opt_from_us(row[2]),
+                records_received=row[3],
+                batches_received=row[4],
+                version=row[5],
+                counters=orjson.loads(row[6]),
+                last_heartbeat=_opt_from_us(row[7]),
+            )
+            for row in rows
+        ]
+
+    # -- records ----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        sensor_id: str,
+        flows: Sequence[FlowRecord],
+        scans: Sequence[ScanRecord],
+        now: datetime,
+    ) -> IngestCounts:
+        received = to_us(now)
+        extra = {"observer.name": sensor_id, "event.ingested": utc(now.astimezone(UTC))}
+        flow_rows = [
+            (
+                sensor_id,
+                flow.event_id,
+                to_us(flow.event_start),
+                to_us(flow.event_end),
+                str(flow.source_ip),
+                flow.source_port,
+                str(flow.destination_ip),
+                flow.destination_port,
+                flow.network_transport.value,
+                received,
+                orjson.dumps(dump_record(flow) | extra),
+            )
+            for flow in flows
+        ]
+        scan_rows = [
+            (
+                sensor_id,
+                scan.event_id,
+                scan.url_domain,
+                to_us(scan.event_start),
+                to_us(scan.event_end),
+                received,
+                orjson.dumps(dump_record(scan) | extra),
+            )
+            for scan in scans
+        ]
+        try:
+            with self._write() as conn:
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO flows (sensor_id, event_id, start_us, end_us, src_ip,"
+                    " src_port, dst_ip, dst_port, transport, received_us, doc)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    flow_rows,
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO scans (sensor_id, event_id, target, start_us, end_us,"
+                    " received_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    scan_rows,
+                )
+                inserted = conn.total_changes - before
+                conn.execute(
+                    "UPDATE sensors SET last_seen_us = max(coalesce(last_seen_us, 0), ?),"
+                    " records_received = records_received + ?,"
+                    " batches_received = batches_received + 1 WHERE sensor_id = ?",
+                    (received, inserted, sensor_id),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"ingest failed: {exc}") from exc
+        return IngestCounts(inserted=inserted, duplicates=len(flows) + len(scans) - inserted)
+
+    def query_flows(self, query: FlowQuery) -> FlowPage:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.start is not None:
+            where.append("start_us >= ?")
+            params.append(to_us(query.start))
+        if query.end is not None:
+            where.append("start_us < ?")
+            params.append(to_us(query.end))
+        if query.ip is not None:
+            where.append("(src_ip = ? OR dst_ip = ?)")
+            params += [str(query.ip), str(query.ip)]
+        if query.port is not None:
+            where.append("(src_port = ? OR dst_port = ?)")
+            params += [query.port, query.port]
+        if query.sensor_id is not None:
+            where.append("sensor_id = ?")
+            params.append(query.sensor_id)
+        if query.after is not None:
+            where.append("(start_us < ? OR (start_us = ? AND seq < ?))")
+            params += [query.after[0], query.after[0], query.after[1]]
+        sql = "SELECT seq, start_us, doc FROM flows"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY start_us DESC, seq DESC LIMIT ?"
+        params.append(query.limit + 1)
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        items = [orjson.loads(row[2]) for row in rows]
+        next_after = (rows[-1][1], rows[-1][0]) if more and rows else None
+        return FlowPage(items=items, next_after=next_after)
+
+
+_PRINCIPAL_COLUMNS: Final = "id, name, role, key_id, sensor_id, created_us, revoked_us"
+
+
+def _principal(row: Sequence[Any]) -> PrincipalInfo:
+    return PrincipalInfo(
+        id=row[0],
+        name=row[1],
+        role=Role(row[2]),
+        key_id=row[3],
+        sensor_id=row[4],
+        created_at=from_us(row[5]),
+        revoked_at=_opt_from_us(row[6]),
+    )
+
+
+def _active_admins(conn: sqlite3.Connection) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM principals WHERE role = 'admin' AND revoked_us IS NULL"
+    ).fetchone()
+    return int(row[0])
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # an acknowledged batch survives power loss
+    return conn

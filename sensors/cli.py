@@ -1,0 +1,169 @@
+"""``trustwatch sensor ...``: the commands a sensor host runs.
+
+Registered into the main command by :mod:`api.cli`; needs only the ``sensor`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import orjson
+
+from sensors.errors import CaptureError, SensorError, ShipError
+from sensors.flows import MeterConfig
+from sensors.net import ApiSink, JsonlSink, NetSummary, RecordSink, meter_capture
+from sensors.shipper import Shipper, ShipperConfig
+from sensors.wire import SensorId
+
+EXIT_SHIP_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+log = logging.getLogger("trustwatch.sensor")
+
+
+def sensor_version() -> str:
+    try:
+        return version("trustwatch")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sensor = commands.add_parser("sensor", help="run a sensor on an agency host")
+    kinds = sensor.add_subparsers(dest="sensor_command", required=True, metavar="KIND")
+    net = kinds.add_parser(
+        "net",
+        help="turn traffic into flow records and ship them",
+        description="Read a capture, meter it into bidirectional flow records and ship them to "
+        "the service (--api) or write them as JSON lines (--out).",
+    )
+    net.add_argument("--pcap", type=Path, required=True, help="pcap or pcapng file to read")
+    dest = net.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--api", metavar="URL", help="service base URL, e.g. https://tw.example:8443")
+    dest.add_argument("--out", type=Path, metavar="FILE", help="write flow records here (JSONL)")
+    net.add_argument(
+        "--token",
+        help="sensor token (prefer --token-file or TRUSTWATCH_TOKEN: arguments show in `ps`)",
+    )
+    net.add_argument("--token-file", type=Path, help="file holding the sensor token")
+    net.add_argument(
+        "--sensor-id",
+        default=os.environ.get("TRUSTWATCH_SENSOR_ID") or socket.gethostname(),
+        help="this sensor's id, as bound to its token (default: $TRUSTWATCH_SENSOR_ID or host name)",
+    )
+    net.add_argument("--ca", type=Path, help="CA bundle to verify the service's certificate")
+    net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
+    net.add_argument("--idle-timeout", type=float, default=120.0, help="seconds (default 120)")
+    net.add_argument("--active-timeout", type=float, default=1800.0, help="seconds (default 1800)")
+    net.add_argument("--max-flows", type=int, default=262_144, help="flow table bound")
+    net.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="process the complete packets of a truncated capture instead of refusing it",
+    )
+    net.add_argument("--retry-budget", type=float, default=60.0, help="seconds to keep retrying")
+    net.set_defaults(handler=run_net)
+
+
+def run_net(args: argparse.Namespace) -> int:
+    sensor_id = _checked_sensor_id(args.sensor_id)
+    if not 1 <= args.batch_size <= 10_000:
+        raise SensorError("--batch-size must be between 1 and 10000")
+    try:
+        meter_config = MeterConfig(
+            idle_timeout=args.idle_timeout,
+            active_timeout=args.active_timeout,
+            max_flows=args.max_flows,
+        )
+    except ValueError as exc:
+        raise SensorError(str(exc)) from exc
+
+    summary: NetSummary
+    if args.out is not None:
+        if not args.out.parent.is_dir():
+            raise SensorError(f"--out: directory {args.out.parent} does not exist")
+        sink: RecordSink = JsonlSink(args.out)
+        summary = _run(args, sensor_id, sink, meter_config)
+    else:
+        token = _token(args)
+        if args.ca is not None and not args.ca.is_file():
+            raise SensorError(f"--ca: {args.ca} is not a file")
+        config = ShipperConfig(
+            api_url=args.api,
+            token=token,
+            sensor_id=sensor_id,
+            ca_file=args.ca,
+            retry_budget=args.retry_budget,
+        )
+        with Shipper(config) as shipper:
+            holder = NetSummary(capture=str(args.pcap))
+            summary = _run(args, sensor_id, ApiSink(shipper, holder), meter_config)
+            summary.accepted, summary.duplicates = holder.accepted, holder.duplicates
+            summary.rejected, summary.rejections = holder.rejected, holder.rejections
+            shipper.heartbeat(
+                sensor_version(),
+                {
+                    "packets": summary.packets,
+                    "flows": summary.flows,
+                    "flows_evicted": summary.meter.get("flows_evicted", 0),
+                    "decode_malformed": summary.decode.get("malformed", 0),
+                    "records_rejected": summary.rejected,
+                },
+            )
+    sys.stdout.write(orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return EXIT_SHIP_FAILED if summary.rejected else 0
+
+
+def _run(
+    args: argparse.Namespace, sensor_id: str, sink: RecordSink, meter_config: MeterConfig
+) -> NetSummary:
+    return meter_capture(
+        args.pcap,
+        sensor_id,
+        sink,
+        meter_config=meter_config,
+        batch_size=args.batch_size,
+        allow_truncated=args.allow_truncated,
+    )
+
+
+def _checked_sensor_id(value: str) -> str:
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        checked: str = TypeAdapter(SensorId).validate_python(value)
+    except ValidationError as exc:
+        raise SensorError(
+            f"--sensor-id {value!r}: use letters, digits, '.', '_' or '-', at most 64"
+        ) from exc
+    return checked
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token:
+        return str(args.token)
+    if args.token_file is not None:
+        try:
+            return args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SensorError(f"--token-file: cannot read {args.token_file}: {exc.strerror}") from exc
+    token = os.environ.get("TRUSTWATCH_TOKEN", "").strip()
+    if not token:
+        raise SensorError("no token: pass --token-file FILE, set TRUSTWATCH_TOKEN, or --token")
+    return token
+
+
+def exit_code(exc: SensorError) -> int:
+    """The process exit code for a sensor error: bad input 2, delivery failure 1."""
+    if isinstance(exc, ShipError):
+        return EXIT_SHIP_FAILED
+    if isinstance(exc, CaptureError):
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT

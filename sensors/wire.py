@@ -1,0 +1,310 @@
+"""The wire format: the versioned contract between a sensor and the central service.
+
+A sensor POSTs an :class:`Envelope` of records. Records use Elastic Common Schema names
+flattened with dots (``source.ip``, ``network.community_id``) so that one schema serves the
+wire, the store, Sigma rules and Kibana. Fields ECS has no name for live under ``flow.*``
+(the namespace Elastic's own flow events use).
+
+The server accepts :data:`SCHEMA_VERSION` and the version before it. Any change to these models
+changes ``tests/contracts/wire.schema.json``; the snapshot test makes it show in review.
+
+Records are validated one by one (:func:`validate_record`) so that one bad record costs only
+itself: an ingest answers ``accepted`` and ``rejected[{index, error}]``.
+
+>>> record = validate_record({
+...     "event.id": "0123456789abcdef0123456789abcdef",
+...     "event.dataset": "trustwatch.flow",
+...     "event.start": "2026-01-01T00:00:00Z", "event.end": "2026-01-01T00:00:01Z",
+...     "event.duration": 1_000_000_000, "flow.end_reason": "fin",
+...     "network.transport": "tcp", "network.iana_number": "6", "network.type": "ipv4",
+...     "source.ip": "10.0.0.1", "source.port": 40000, "source.bytes": 120, "source.packets": 2,
+...     "destination.ip": "10.0.0.2", "destination.port": 443,
+...     "destination.bytes": 60, "destination.packets": 1,
+... })
+>>> record.destination_port, str(record.source_ip)
+(443, '10.0.0.1')
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+
+SCHEMA_VERSION: Final = 1
+"""The version this code writes. The server also accepts ``SCHEMA_VERSION - 1`` once it exists."""
+
+ACCEPTED_SCHEMA_VERSIONS: Final = frozenset(v for v in (SCHEMA_VERSION, SCHEMA_VERSION - 1) if v >= 1)
+
+FLOW_DATASET: Final = "trustwatch.flow"
+SCAN_DATASET: Final = "trustwatch.scan"
+
+SensorId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+"""A sensor's name: letters, digits, ``.``, ``_``, ``-``; at most 64 characters."""
+
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+"""A record's id, unique per sensor; the server ignores a second record with the same id."""
+
+Count = Annotated[int, Field(ge=0, le=2**62)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+IpAddress = IPv4Address | IPv6Address
+ShortText = Annotated[str, StringConstraints(max_length=2048)]
+
+# Records are immutable, reject fields they do not know, and are addressed by their ECS names.
+_RECORD_CONFIG = ConfigDict(
+    extra="forbid", frozen=True, populate_by_name=True, ser_json_timedelta="float"
+)
+
+
+class FlowEndReason(enum.StrEnum):
+    """Why the flow meter closed a flow."""
+
+    FIN = "fin"
+    RST = "rst"
+    IDLE_TIMEOUT = "idle_timeout"
+    ACTIVE_TIMEOUT = "active_timeout"
+    EVICTED = "evicted"
+    END_OF_CAPTURE = "end_of_capture"
+
+
+class Transport(enum.StrEnum):
+    """``network.transport``: the IANA keyword, lower case, as ECS asks."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+    ICMPV6 = "ipv6-icmp"
+    SCTP = "sctp"
+    GRE = "gre"
+    ESP = "esp"
+    AH = "ah"
+    OTHER = "other"
+
+
+class NetworkType(enum.StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+class FlowRecord(BaseModel):
+    """A bidirectional flow, keyed by its 5-tuple; ``source`` is the side that started it.
+
+    Byte counts are IP-layer bytes (IP header and payload, as Zeek's ``orig_ip_bytes``), taken
+    from the IP length field so that a short snap length does not undercount.
+    """
+
+    model_config = _RECORD_CONFIG
+
+    event_id: EventId = Field(alias="event.id")
+    event_dataset: Literal["trustwatch.flow"] = Field(alias="event.dataset")
+    event_start: AwareDatetime = Field(alias="event.start")
+    event_end: AwareDatetime = Field(alias="event.end")
+    event_duration: Count = Field(alias="event.duration", description="nanoseconds")
+    flow_end_reason: FlowEndReason = Field(alias="flow.end_reason")
+
+    network_transport: Transport = Field(alias="network.transport")
+    network_iana_number: Annotated[str, StringConstraints(pattern=r"^\d{1,3}$")] = Field(
+        alias="network.iana_number"
+    )
+    network_type: NetworkType = Field(alias="network.type")
+    network_community_id: (
+        Annotated[str, StringConstraints(pattern=r"^1:[A-Za-z0-9+/]{27}=$")] | None
+    ) = Field(default=None, alias="network.community_id")
+    network_vlan_id: Annotated[str, StringConstraints(pattern=r"^\d{1,4}$")] | None = Field(
+        default=None, alias="network.vlan.id"
+    )
+
+    source_ip: IpAddress = Field(alias="source.ip")
+    source_port: Port | None = Field(default=None, alias="source.port")
+    source_bytes: Count = Field(alias="source.bytes")
+    source_packets: Count = Field(alias="source.packets")
+    destination_ip: IpAddress = Field(alias="destination.ip")
+    destination_port: Port | None = Field(default=None, alias="destination.port")
+    destination_bytes: Count = Field(alias="destination.bytes")
+    destination_packets: Count = Field(alias="destination.packets")
+
+    icmp_type: Annotated[int, Field(ge=0, le=255)] | None = Field(default=None, alias="icmp.type")
+    icmp_code: Annotated[int, Field(ge=0, le=255)] | None = Field(default=None, alias="icmp.code")
+
+    tcp_flags_fin: Count | None = Field(default=None, alias="flow.tcp_flags.fin")
+    tcp_flags_syn: Count | None = Field(default=None, alias="flow.tcp_flags.syn")
+    tcp_flags_rst: Count | None = Field(default=None, alias="flow.tcp_flags.rst")
+    tcp_flags_psh: Count | None = Field(default=None, alias="flow.tcp_flags.psh")
+    tcp_flags_ack: Count | None = Field(default=None, alias="flow.tcp_flags.ack")
+    tcp_flags_urg: Count | None = Field(default=None, alias="flow.tcp_flags.urg")
+    tcp_flags_ece: Count | None = Field(default=None, alias="flow.tcp_flags.ece")
+    tcp_flags_cwr: Count | None = Field(default=None, alias="flow.tcp_flags.cwr")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FlowRecord:
+        if self.event_end < self.event_start:
+            raise ValueError("event.end is before event.start")
+        if type(self.source_ip) is not type(self.destination_ip):
+            raise ValueError("source.ip and destination.ip are of different IP versions")
+        return self
+
+
+class CheckStatus(enum.StrEnum):
+    """A check's outcome. ``error`` means *could not check*: it is never a failure."""
+
+    PASS = "pass"  # noqa: S105 - a check status, not a password
+    FAIL = "fail"
+    WARN = "warn"
+    INFO = "info"
+    ERROR = "error"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class Check(BaseModel):
+    """One posture check of a scan."""
+
+    model_config = _RECORD_CONFIG
+
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,127}$")]
+    status: CheckStatus
+    evidence: Annotated[dict[str, JsonValue], Field(max_length=64)] = Field(default_factory=dict)
+    advice: ShortText = ""
+
+
+class ScanRecord(BaseModel):
+    """One scan of one provider's site at one time: a list of checks."""
+
+    model_config = _RECORD_CONFIG
+
+    event_id: EventId = Field(alias="event.id")
+    event_dataset: Literal["trustwatch.scan"] = Field(alias="event.dataset")
+    event_start: AwareDatetime = Field(alias="event.start")
+    event_end: AwareDatetime = Field(alias="event.end")
+    url_domain: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z0-9._:\[\]-]{1,253}$", to_lower=True)
+    ] = Field(alias="url.domain")
+    checks: Annotated[list[Check], Field(min_length=1, max_length=512)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScanRecord:
+        if self.event_end < self.event_start:
+            raise ValueError("event.end is before event.start")
+        ids = [check.id for check in self.checks]
+        if len(ids) != len(set(ids)):
+            raise ValueError("check ids repeat within one scan")
+        return self
+
+
+Record = Annotated[FlowRecord | ScanRecord, Field(discriminator="event_dataset")]
+_RECORD: Final[TypeAdapter[FlowRecord | ScanRecord]] = TypeAdapter(Record)
+
+
+class Envelope(BaseModel):
+    """A batch as a sensor sends it. Records stay raw here and are validated one by one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    sensor_id: SensorId
+    sent_at: AwareDatetime
+    records: list[dict[str, Any]]
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> Envelope:
+        if self.schema_version not in ACCEPTED_SCHEMA_VERSIONS:
+            accepted = ", ".join(str(v) for v in sorted(ACCEPTED_SCHEMA_VERSIONS))
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported; this server accepts "
+                f"{accepted}"
+            )
+        return self
+
+
+class Heartbeat(BaseModel):
+    """A sensor's periodic sign of life with its own counters (packets, flows, drops, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    sensor_id: SensorId
+    sent_at: AwareDatetime
+    sensor_version: Annotated[str, StringConstraints(max_length=64)]
+    counters: Annotated[
+        dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], Count],
+        Field(max_length=64),
+    ] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> Heartbeat:
+        if self.schema_version not in ACCEPTED_SCHEMA_VERSIONS:
+            raise ValueError(f"schema_version {self.schema_version} is not supported")
+        return self
+
+
+class IngestReply(BaseModel):
+    """The server's answer to a batch: every record is either accepted or rejected.
+
+    ``duplicates`` counts accepted records whose id the server already held (a resend).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    accepted: int
+    duplicates: int = 0
+    rejected: list[Rejection] = Field(default_factory=list)
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    error: str
+
+
+IngestReply.model_rebuild()
+
+
+def validate_record(raw: object) -> FlowRecord | ScanRecord:
+    """Validate one raw record; raises :class:`pydantic.ValidationError`."""
+    return _RECORD.validate_python(raw)
+
+
+def describe_error(exc: ValidationError) -> str:
+    """A one-line, human reading of a validation error, naming fields by their ECS names."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:5]:
+        # The first element of loc names the union member chosen by the discriminator.
+        loc = [str(p) for p in error["loc"] if p not in {FLOW_DATASET, SCAN_DATASET}]
+        where = ".".join(loc) if loc else "record"
+        parts.append(f"{where}: {error['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def dump_record(record: FlowRecord | ScanRecord) -> dict[str, Any]:
+    """The record as JSON-ready ECS-named values, without unset optional fields."""
+    return record.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def wire_json_schema() -> dict[str, Any]:
+    """The JSON Schema of everything on the wire, for the committed snapshot."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "envelope": Envelope.model_json_schema(by_alias=True),
+        "record": _RECORD.json_schema(by_alias=True),
+        "heartbeat": Heartbeat.model_json_schema(by_alias=True),
+        "ingest_reply": IngestReply.model_json_schema(by_alias=True),
+    }
+
+
+def utc(dt: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, microsecond precision, as every timestamp on the wire."""
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
