@@ -32,7 +32,9 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: Settings, *, store: Store | None = None, clock: Clock = _utc_now) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Store | None = None, clock: Clock = _utc_now
+) -> FastAPI:
     """Build the app. Without ``store``, the one the settings name is opened at start-up and
     closed at shutdown; a given store stays the caller's to close."""
 

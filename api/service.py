@@ -53,8 +53,10 @@ def serve(settings: Settings) -> None:
             scheme = "https" if settings.tls else "http"
             log.info(
                 "serving",
-                extra={"url": f"{scheme}://{settings.host}:{settings.port}",
-                       "data_dir": str(settings.data_dir)},
+                extra={
+                    "url": f"{scheme}://{settings.host}:{settings.port}",
+                    "data_dir": str(settings.data_dir),
+                },
             )
             uvicorn.Server(config).run()
         finally:

@@ -56,7 +56,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     net.add_argument(
         "--sensor-id",
         default=os.environ.get("TRUSTWATCH_SENSOR_ID") or socket.gethostname(),
-        help="this sensor's id, as bound to its token (default: $TRUSTWATCH_SENSOR_ID or host name)",
+        help="this sensor's id, as bound to its token (default: $TRUSTWATCH_SENSOR_ID, else "
+        "the host name)",
     )
     net.add_argument("--ca", type=Path, help="CA bundle to verify the service's certificate")
     net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
@@ -151,9 +152,12 @@ def _token(args: argparse.Namespace) -> str:
         return str(args.token)
     if args.token_file is not None:
         try:
-            return args.token_file.read_text(encoding="utf-8").strip()
+            token_file: Path = args.token_file
+            return token_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise SensorError(f"--token-file: cannot read {args.token_file}: {exc.strerror}") from exc
+            raise SensorError(
+                f"--token-file: cannot read {args.token_file}: {exc.strerror}"
+            ) from exc
     token = os.environ.get("TRUSTWATCH_TOKEN", "").strip()
     if not token:
         raise SensorError("no token: pass --token-file FILE, set TRUSTWATCH_TOKEN, or --token")

@@ -97,8 +97,8 @@ class Flow:
 
     __slots__ = (
         "closing",
-        "dst",
         "dport",
+        "dst",
         "dst_bytes",
         "dst_packets",
         "fin_dst",
@@ -109,8 +109,8 @@ class Flow:
         "last_ns",
         "proto",
         "reason",
-        "src",
         "sport",
+        "src",
         "src_bytes",
         "src_packets",
         "version",
@@ -170,7 +170,7 @@ class FlowMeter:
                 self.expire(ts)
         proto = p.proto
         sport, dport = p.sport, p.dport
-        if proto == PROTO_ICMP or proto == PROTO_ICMPV6:
+        if proto in (PROTO_ICMP, PROTO_ICMPV6):
             pairs = _ICMP4_REQUEST if proto == PROTO_ICMP else _ICMP6_REQUEST
             request = pairs.get(sport)
             sport, dport = (request, -1) if request is not None else (sport, dport)
@@ -206,8 +206,7 @@ class FlowMeter:
         else:
             flow.dst_bytes += p.ip_len
             flow.dst_packets += 1
-        if ts > flow.last_ns:
-            flow.last_ns = ts
+        flow.last_ns = max(flow.last_ns, ts)
         if proto == PROTO_TCP:
             flow.flags[flags] = flow.flags.get(flags, 0) + 1
             if flags & (_RST | _FIN) and not flow.closing:
@@ -341,7 +340,11 @@ class FlowExporter:
         cid = self._communityid
         try:
             if flow.proto in (PROTO_ICMP, PROTO_ICMPV6):
-                make = cid.FlowTuple.make_icmp if flow.proto == PROTO_ICMP else cid.FlowTuple.make_icmp6
+                make = (
+                    cid.FlowTuple.make_icmp
+                    if flow.proto == PROTO_ICMP
+                    else cid.FlowTuple.make_icmp6
+                )
                 code = max(flow.dport, 0)
                 tpl = make(flow.src, flow.dst, flow.sport, code)
             elif flow.sport >= 0:
@@ -358,4 +361,3 @@ def _iso(ts_ns: int) -> str:
     seconds, rest = divmod(ts_ns, _NS)
     moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-

@@ -141,9 +141,7 @@ class PacketDecoder:
             # NULL stores the address family in the capturing host's byte order, LOOP in
             # network order; AF_INET is 2 everywhere, AF_INET6 is 10, 24, 28 or 30.
             family = max(int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
-            ethertype = (
-                _ETH_IPV4 if family == 2 else _ETH_IPV6 if family in (10, 24, 28, 30) else 0
-            )
+            ethertype = _ETH_IPV4 if family == 2 else _ETH_IPV6 if family in (10, 24, 28, 30) else 0
             offset = 4
         else:
             self.counters.unsupported_link += 1

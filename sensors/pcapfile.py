@@ -147,13 +147,17 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
             else:
                 raise CaptureFormatError(f"{path}: bad pcapng byte-order magic at byte {offset}")
             (total,) = struct.unpack(endian + "I", head[:4])
-            _check_trailer(_body(handle, path, offset, total, count, 12), total, endian, path, offset)
+            _check_trailer(
+                _body(handle, path, offset, total, count, 12), total, endian, path, offset
+            )
             interfaces = []  # interface ids are local to a section
             offset += total
             continue
         (type_code,) = struct.unpack(endian + "I", block_type)
         (total,) = struct.unpack(endian + "I", _read_exact(handle, 4, path, offset + 4, count))
-        body = _check_trailer(_body(handle, path, offset, total, count, 8), total, endian, path, offset)
+        body = _check_trailer(
+            _body(handle, path, offset, total, count, 8), total, endian, path, offset
+        )
         block_at = offset
         offset += total
         if type_code == 1:  # Interface Description Block

@@ -47,7 +47,9 @@ from pydantic import (
 SCHEMA_VERSION: Final = 1
 """The version this code writes. The server also accepts ``SCHEMA_VERSION - 1`` once it exists."""
 
-ACCEPTED_SCHEMA_VERSIONS: Final = frozenset(v for v in (SCHEMA_VERSION, SCHEMA_VERSION - 1) if v >= 1)
+ACCEPTED_SCHEMA_VERSIONS: Final = frozenset(
+    v for v in (SCHEMA_VERSION, SCHEMA_VERSION - 1) if v >= 1
+)
 
 FLOW_DATASET: Final = "trustwatch.flow"
 SCAN_DATASET: Final = "trustwatch.scan"
@@ -215,7 +217,7 @@ class Envelope(BaseModel):
     schema_version: int
     sensor_id: SensorId
     sent_at: AwareDatetime
-    records: list[dict[str, Any]]
+    records: list[Any]
 
     @model_validator(mode="after")
     def _supported_version(self) -> Envelope:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from api.auth import bearer_scheme, authenticate, require
+from api.auth import authenticate, bearer_scheme, require
 from api.dependencies import MetricsDep, SettingsDep, StoreDep
 from api.errors import StoreError
 from api.tokens import Role

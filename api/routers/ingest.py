@@ -76,9 +76,7 @@ async def ingest(
         max_bytes=settings.max_body_bytes,
         max_decompressed=settings.max_decompressed_bytes,
     )
-    return await run_in_threadpool(
-        _store_batch, body, principal, settings, store, clock(), metrics
-    )
+    return await run_in_threadpool(_store_batch, body, principal, settings, store, clock(), metrics)
 
 
 def _store_batch(

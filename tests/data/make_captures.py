@@ -67,7 +67,12 @@ def dns_exchange(t: float, c: str, s: str, cport: int, name: str) -> list[Packet
     """One DNS query and its answer over UDP: 1 flow, 1 packet each way."""
     query = DNS(id=0x1234, rd=1, qd=DNSQR(qname=name, qtype="A"))
     answer = DNS(
-        id=0x1234, qr=1, aa=1, rd=1, ra=1, qd=DNSQR(qname=name, qtype="A"),
+        id=0x1234,
+        qr=1,
+        aa=1,
+        rd=1,
+        ra=1,
+        qd=DNSQR(qname=name, qtype="A"),
         an=DNSRR(rrname=name, type="A", rdata="192.0.2.10", ttl=300),
     )
     return [
@@ -81,7 +86,9 @@ def icmp_pings(t: float, c: str, s: str, count: int) -> list[Packet]:
     packets = []
     for i in range(count):
         packets.append(_at(_eth(True) / IP(src=c, dst=s) / ICMP(type=8, id=7, seq=i), t + i))
-        packets.append(_at(_eth(False) / IP(src=s, dst=c) / ICMP(type=0, id=7, seq=i), t + i + 0.001))
+        packets.append(
+            _at(_eth(False) / IP(src=s, dst=c) / ICMP(type=0, id=7, seq=i), t + i + 0.001)
+        )
     return packets
 
 
@@ -90,12 +97,24 @@ def vlan_syns(t: float) -> list[Packet]:
     packets = []
     for i, vlan in enumerate((100, 200)):
         base = t + i * 0.1
-        packets.append(_at(
-            Ether(src=MAC_A, dst=MAC_B) / Dot1Q(vlan=vlan) / IP(src="10.1.0.1", dst="10.1.0.2")
-            / TCP(sport=41000, dport=443, flags="S"), base))
-        packets.append(_at(
-            Ether(src=MAC_B, dst=MAC_A) / Dot1Q(vlan=vlan) / IP(src="10.1.0.2", dst="10.1.0.1")
-            / TCP(sport=443, dport=41000, flags="SA"), base + 0.005))
+        packets.append(
+            _at(
+                Ether(src=MAC_A, dst=MAC_B)
+                / Dot1Q(vlan=vlan)
+                / IP(src="10.1.0.1", dst="10.1.0.2")
+                / TCP(sport=41000, dport=443, flags="S"),
+                base,
+            )
+        )
+        packets.append(
+            _at(
+                Ether(src=MAC_B, dst=MAC_A)
+                / Dot1Q(vlan=vlan)
+                / IP(src="10.1.0.2", dst="10.1.0.1")
+                / TCP(sport=443, dport=41000, flags="SA"),
+                base + 0.005,
+            )
+        )
     return packets
 
 
@@ -117,7 +136,11 @@ CAPTURES = {
         + icmp_pings(T0 + 3, "10.0.0.1", "10.0.0.2", 3)
         + tcp_session(T0 + 7, "2001:db8::1", "2001:db8::2", 40002, 443, v6=True)
         + vlan_syns(T0 + 8)
-        + [p for port in range(20, 30) for p in tcp_rejected(T0 + 9 + port / 100, "10.0.0.9", "10.0.0.2", 50000, port)]
+        + [
+            p
+            for port in range(20, 30)
+            for p in tcp_rejected(T0 + 9 + port / 100, "10.0.0.9", "10.0.0.2", 50000, port)
+        ]
         + dns_exchange(T0 + 10, "10.0.0.1", "10.0.0.53", 44444, "a.example.org.")
         + dns_exchange(T0 + 210, "10.0.0.1", "10.0.0.53", 44444, "b.example.org."),
         key=lambda p: float(p.time),

@@ -1,0 +1,128 @@
+"""Every endpoint, called with every role and with none, answers with the status its role
+table says. A route added without an entry here fails the test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+from api.principals import create_principal
+from api.store import SqliteStore
+from api.tokens import Role
+from tests.api.test_ingest import envelope, flows
+from tests.conftest import NOW, LiveServer, Tokens
+
+ROLES = (None, "sensor", "analyst", "admin")
+PUBLIC = dict.fromkeys(ROLES, 200)
+
+
+def _ingest(store: SqliteStore) -> dict[str, Any]:
+    return {
+        "content": orjson.dumps(envelope(flows(1))),
+        "headers": {"Content-Type": "application/json"},
+    }
+
+
+def _heartbeat(store: SqliteStore) -> dict[str, Any]:
+    beat = {
+        "schema_version": 1,
+        "sensor_id": "sensor-1",
+        "sent_at": "2026-01-02T03:04:05Z",
+        "sensor_version": "test",
+        "counters": {"packets": 1},
+    }
+    return {"content": orjson.dumps(beat), "headers": {"Content-Type": "application/json"}}
+
+
+def _new_token(store: SqliteStore) -> dict[str, Any]:
+    return {"json": {"role": "analyst", "name": "made-in-test"}}
+
+
+def _throwaway(store: SqliteStore) -> dict[str, Any]:
+    _, info = create_principal(store, Role.ANALYST, "throwaway", None, NOW)
+    return {"path": {"token_id": info.id}}
+
+
+def _nothing(store: SqliteStore) -> dict[str, Any]:
+    return {}
+
+
+# (method, path template) -> (request builder, expected status per role)
+MATRIX: dict[
+    tuple[str, str], tuple[Callable[[SqliteStore], dict[str, Any]], dict[str | None, int]]
+] = {
+    ("GET", "/healthz"): (_nothing, PUBLIC),
+    ("GET", "/openapi.json"): (_nothing, PUBLIC),
+    ("GET", "/docs"): (_nothing, PUBLIC),
+    ("GET", "/docs/oauth2-redirect"): (_nothing, PUBLIC),
+    ("GET", "/redoc"): (_nothing, PUBLIC),
+    ("GET", "/metrics"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
+    ("POST", "/api/v1/ingest"): (_ingest, {None: 401, "sensor": 200, "analyst": 403, "admin": 403}),
+    ("POST", "/api/v1/sensors/heartbeat"): (
+        _heartbeat,
+        {None: 401, "sensor": 204, "analyst": 403, "admin": 403},
+    ),
+    ("GET", "/api/v1/sensors"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("GET", "/api/v1/flows"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
+    ("POST", "/api/v1/tokens"): (
+        _new_token,
+        {None: 401, "sensor": 403, "analyst": 403, "admin": 201},
+    ),
+    ("GET", "/api/v1/tokens"): (_nothing, {None: 401, "sensor": 403, "analyst": 403, "admin": 200}),
+    ("DELETE", "/api/v1/tokens/{token_id}"): (
+        _throwaway,
+        {None: 401, "sensor": 403, "analyst": 403, "admin": 200},
+    ),
+}
+
+
+def _routes(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
+    found = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI nests included routers
+        if included is not None:
+            inner_prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            found |= _routes(included.routes, prefix + inner_prefix)
+        elif isinstance(route, APIRoute | Route):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    found.add((method, prefix + route.path))
+    return found
+
+
+def test_the_matrix_names_every_route(server: LiveServer) -> None:
+    assert set(MATRIX) == _routes(server.app.routes)
+
+
+def test_every_route_with_every_role(
+    server: LiveServer, client: httpx.Client, tokens: Tokens, store: SqliteStore
+) -> None:
+    actual: dict[tuple[str, str, str | None], int] = {}
+    expected: dict[tuple[str, str, str | None], int] = {}
+    for (method, template), (build, statuses) in MATRIX.items():
+        for role in ROLES:
+            request = build(store)
+            path = template.format(**request.pop("path", {}))
+            headers = {**request.pop("headers", {}), **tokens.of(role)}
+            response = client.request(method, path, headers=headers, **request)
+            actual[(method, template, role)] = response.status_code
+            expected[(method, template, role)] = statuses[role]
+    assert expected == actual
+
+
+def test_a_revoked_token_is_refused(
+    client: httpx.Client, tokens: Tokens, store: SqliteStore
+) -> None:
+    assert client.get("/api/v1/flows", headers=tokens.of("analyst")).status_code == 200
+    (analyst,) = [p for p in store.list_principals() if p.name == "analyst"]
+    store.revoke_principal(analyst.id, NOW)
+    response = client.get("/api/v1/flows", headers=tokens.of("analyst"))
+    assert (response.status_code, response.json()["detail"]) == (401, "invalid or revoked token")

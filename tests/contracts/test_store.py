@@ -1,0 +1,235 @@
+"""The contract every :class:`~api.store.protocol.Store` backend must pass.
+
+Parametrised over the backends; today the embedded SQLite one. (The Elasticsearch backend,
+when it lands, joins the list and runs where TRUSTWATCH_TEST_ES_URL names a cluster.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+
+from api.errors import ConflictError
+from api.store import SqliteStore, Store
+from api.store.protocol import FlowQuery, NewPrincipal
+from api.tokens import Role, hash_secret
+from sensors.wire import FlowRecord, ScanRecord, validate_record
+from tests.conftest import NOW
+from tests.sensors.test_wire import flow, scan
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = SqliteStore.open(tmp_path / "store.sqlite3")
+    yield opened
+    opened.close()
+
+
+def a_flow(
+    i: int,
+    *,
+    start_s: int = 0,
+    src: str = "10.0.0.1",
+    dst: str = "10.0.0.2",
+    sport: int = 40000,
+    dport: int = 80,
+) -> FlowRecord:
+    start = NOW + timedelta(seconds=start_s)
+    record = validate_record(
+        flow(
+            **{
+                "event.id": f"flow{i:028d}",
+                "event.start": start.isoformat(),
+                "event.end": (start + timedelta(seconds=1)).isoformat(),
+                "source.ip": src,
+                "destination.ip": dst,
+                "source.port": sport,
+                "destination.port": dport,
+                **({"network.type": "ipv6"} if ":" in src else {}),
+            }
+        )
+    )
+    assert isinstance(record, FlowRecord)
+    return record
+
+
+def a_sensor(store: Store, sensor_id: str = "s1") -> None:
+    store.add_principal(
+        NewPrincipal(
+            name=sensor_id,
+            role=Role.SENSOR,
+            key_id=f"{sensor_id:0>12}"[:12],
+            secret_hash=hash_secret(sensor_id),
+            sensor_id=sensor_id,
+        ),
+        NOW,
+    )
+
+
+def test_principals_round_trip_and_credentials_carry_the_hash(backend: Store) -> None:
+    info = backend.add_principal(
+        NewPrincipal(name="ana", role=Role.ANALYST, key_id="0123456789ab", secret_hash=b"h" * 32),
+        NOW,
+    )
+    creds = backend.credentials("0123456789ab")
+    assert creds is not None
+    assert (info, b"h" * 32) == (creds.info, creds.secret_hash)
+    assert (
+        info.role,
+        info.sensor_id,
+        info.created_at,
+        info.revoked_at,
+    ) == (Role.ANALYST, None, NOW, None)
+    assert backend.credentials("ba9876543210") is None
+    assert [info] == backend.list_principals()
+
+
+def test_a_sensor_principal_registers_its_sensor(backend: Store) -> None:
+    a_sensor(backend, "edge-1")
+    (sensor,) = backend.list_sensors()
+    assert (
+        sensor.sensor_id,
+        sensor.created_at,
+        sensor.last_seen,
+        sensor.records_received,
+        sensor.batches_received,
+        sensor.version,
+        sensor.counters,
+        sensor.last_heartbeat,
+    ) == ("edge-1", NOW, None, 0, 0, None, {}, None)
+
+
+def test_a_principal_needs_a_sensor_id_exactly_when_it_is_a_sensor(backend: Store) -> None:
+    with pytest.raises(ValueError, match="sensor id"):
+        backend.add_principal(
+            NewPrincipal(name="x", role=Role.SENSOR, key_id="aaaaaaaaaaaa", secret_hash=b"h"), NOW
+        )
+    with pytest.raises(ValueError, match="sensor id"):
+        backend.add_principal(
+            NewPrincipal(
+                name="x", role=Role.ADMIN, key_id="aaaaaaaaaaaa", secret_hash=b"h", sensor_id="s"
+            ),
+            NOW,
+        )
+    assert backend.list_principals() == []
+
+
+def test_revocation_and_the_last_admin(backend: Store) -> None:
+    first = backend.add_principal(
+        NewPrincipal(name="a1", role=Role.ADMIN, key_id="a" * 12, secret_hash=b"1"), NOW
+    )
+    with pytest.raises(ConflictError):
+        backend.revoke_principal(first.id, NOW)
+    second = backend.add_principal(
+        NewPrincipal(name="a2", role=Role.ADMIN, key_id="b" * 12, secret_hash=b"2"), NOW
+    )
+    assert backend.count_active_admins() == 2
+    later = NOW + timedelta(hours=1)
+    revoked = backend.revoke_principal(first.id, later)
+    assert revoked is not None
+    assert later == revoked.revoked_at
+    assert revoked == backend.revoke_principal(first.id, later + timedelta(hours=1))  # idempotent
+    assert backend.count_active_admins() == 1
+    assert backend.revoke_principal(9999, later) is None
+    with pytest.raises(ConflictError):
+        backend.revoke_principal(second.id, later)
+
+
+def test_ingest_stores_once_and_counts_duplicates(backend: Store) -> None:
+    a_sensor(backend)
+    flows = [a_flow(i) for i in range(5)]
+    scans = [validate_record(scan())]
+    assert all(isinstance(s, ScanRecord) for s in scans)
+    first = backend.ingest("s1", flows, scans, NOW)  # type: ignore[arg-type]
+    again = backend.ingest("s1", [*flows[:3], a_flow(7)], [], NOW + timedelta(seconds=5))
+    assert (
+        (first.inserted, first.duplicates),
+        (again.inserted, again.duplicates),
+    ) == ((6, 0), (1, 3))
+    (sensor,) = backend.list_sensors()
+    assert (7, 2, NOW + timedelta(seconds=5)) == (
+        sensor.records_received,
+        sensor.batches_received,
+        sensor.last_seen,
+    )
+    assert len(backend.query_flows(FlowQuery()).items) == 6
+
+
+def test_the_same_event_id_from_two_sensors_is_two_records(backend: Store) -> None:
+    a_sensor(backend, "s1")
+    a_sensor(backend, "s2")
+    backend.ingest("s1", [a_flow(1)], [], NOW)
+    counts = backend.ingest("s2", [a_flow(1)], [], NOW)
+    assert (counts.inserted, counts.duplicates) == (1, 0)
+    assert sorted(
+        i["observer.name"] for i in backend.query_flows(FlowQuery()).items
+    ) == ["s1", "s2"]
+
+
+def test_stored_flows_are_the_wire_record_plus_observer_and_ingest_time(backend: Store) -> None:
+    a_sensor(backend)
+    record = a_flow(1)
+    backend.ingest("s1", [record], [], NOW)
+    (item,) = backend.query_flows(FlowQuery()).items
+    expected = record.model_dump(by_alias=True, mode="json", exclude_none=True)
+    expected |= {"observer.name": "s1", "event.ingested": "2026-01-02T03:04:05.000000Z"}
+    assert expected == item
+
+
+def test_heartbeats_update_version_counters_and_last_seen(backend: Store) -> None:
+    a_sensor(backend)
+    backend.record_heartbeat("s1", "1.2.3", {"packets": 10, "drops": 0}, NOW)
+    (sensor,) = backend.list_sensors()
+    assert (
+        sensor.version,
+        sensor.counters,
+        sensor.last_heartbeat,
+        sensor.last_seen,
+    ) == ("1.2.3", {"packets": 10, "drops": 0}, NOW, NOW)
+
+
+def test_flow_queries_filter_and_page_newest_first(backend: Store) -> None:
+    a_sensor(backend, "s1")
+    a_sensor(backend, "s2")
+    backend.ingest(
+        "s1",
+        [
+            a_flow(1, start_s=10, src="10.0.0.5", dport=22),
+            a_flow(2, start_s=20, dst="10.0.0.5", sport=22, dport=5555),
+            a_flow(3, start_s=30, dport=443),
+            a_flow(4, start_s=30, src="2001:db8::1", dst="2001:db8::2", dport=443),
+        ],
+        [],
+        NOW,
+    )
+    backend.ingest("s2", [a_flow(5, start_s=40, dport=53)], [], NOW)
+
+    def ids(query: FlowQuery) -> list[str]:
+        return [item["event.id"][-1] for item in backend.query_flows(query).items]
+
+    assert ids(FlowQuery()) == ["5", "4", "3", "2", "1"]
+    assert ids(FlowQuery(ip=ip_address("10.0.0.5"))) == ["2", "1"]
+    assert ids(FlowQuery(ip=ip_address("2001:0db8:0:0::1"))) == ["4"]
+    assert ids(FlowQuery(port=22)) == ["2", "1"]
+    assert ids(FlowQuery(sensor_id="s2")) == ["5"]
+    assert ids(
+        FlowQuery(
+            start=NOW + timedelta(seconds=20),
+            end=NOW + timedelta(seconds=40),
+            ip=ip_address("10.0.0.1"),
+        )
+    ) == ["3", "2"]
+    assert ids(FlowQuery(port=8080)) == []
+
+    pages, after = [], None
+    while True:
+        page = backend.query_flows(FlowQuery(limit=2, after=after))
+        pages.append([item["event.id"][-1] for item in page.items])
+        after = page.next_after
+        if after is None:
+            break
+    assert pages == [["5", "4"], ["3", "2"], ["1"]]
