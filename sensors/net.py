@@ -123,19 +123,18 @@ def meter_capture(
     leaves, unless ``allow_truncated`` asks to process the complete packets of a cut file.
     """
     summary = NetSummary(capture=str(path))
-    try:
-        count_frames(path)
-    except CaptureTruncatedError as exc:
-        if not allow_truncated:
-            raise
-        log.warning("%s; processing the %d complete packets", exc, exc.complete)
-        summary.truncated = True
-
     decoder = PacketDecoder()
     meter = FlowMeter(meter_config)
     exporter = FlowExporter(sensor_id)
     pending: list[dict[str, Any]] = []
     try:
+        try:
+            count_frames(path)
+        except CaptureTruncatedError as exc:
+            if not allow_truncated:
+                raise
+            log.warning("%s; processing the %d complete packets", exc, exc.complete)
+            summary.truncated = True
         try:
             for frame in read_frames(path):
                 summary.frames += 1

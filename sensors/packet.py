@@ -140,7 +140,7 @@ class PacketDecoder:
                 return None
             # NULL stores the address family in the capturing host's byte order, LOOP in
             # network order; AF_INET is 2 everywhere, AF_INET6 is 10, 24, 28 or 30.
-            family = max(int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
+            family = min(int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
             ethertype = _ETH_IPV4 if family == 2 else _ETH_IPV6 if family in (10, 24, 28, 30) else 0
             offset = 4
         else:
@@ -160,6 +160,10 @@ class PacketDecoder:
             return None
         ihl = (data[offset] & 0x0F) * 4
         total = (data[offset + 2] << 8) | data[offset + 3]
+        if total == 0:
+            # Captured on a host with TCP segmentation offload: the stack left the length to
+            # the NIC. What was captured is all there is to go by.
+            total = len(data) - offset
         if ihl < 20 or total < ihl or len(data) < offset + ihl:
             self.counters.malformed += 1
             return None
@@ -174,7 +178,8 @@ class PacketDecoder:
         proto = data[offset + 9]
         src = data[offset + 12 : offset + 16]
         dst = data[offset + 16 : offset + 20]
-        return self._transport(ts_ns, 4, src, dst, proto, data, offset + ihl, total, vlan)
+        end = min(len(data), offset + total)
+        return self._transport(ts_ns, 4, src, dst, proto, data, offset + ihl, end, total, vlan)
 
     def _ipv6(self, ts_ns: int, data: bytes, offset: int, vlan: int) -> Packet | None:
         if len(data) < offset + 40 or data[offset] >> 4 != 6:
@@ -185,7 +190,7 @@ class PacketDecoder:
         src = data[offset + 8 : offset + 24]
         dst = data[offset + 24 : offset + 40]
         pos = offset + 40
-        for _ in range(_MAX_IPV6_EXT):
+        for _ in range(_MAX_IPV6_EXT + 1):  # up to the bound, then the transport header
             if proto in _IPV6_EXT_GENERIC:
                 if len(data) < pos + 2:
                     self.counters.malformed += 1
@@ -209,11 +214,12 @@ class PacketDecoder:
                 break
             pos += length
         else:
-            self.counters.malformed += 1  # longer extension chain than any real stack sends
+            self.counters.malformed += 1  # a longer extension chain than any real stack sends
             return None
         # A jumbogram says 0 here; fall back to what was captured.
         total = 40 + payload_len if payload_len else len(data) - offset
-        return self._transport(ts_ns, 6, src, dst, proto, data, pos, total, vlan)
+        end = min(len(data), offset + total)
+        return self._transport(ts_ns, 6, src, dst, proto, data, pos, end, total, vlan)
 
     def _transport(
         self,
@@ -224,24 +230,27 @@ class PacketDecoder:
         proto: int,
         data: bytes,
         pos: int,
+        end: int,
         ip_len: int,
         vlan: int,
     ) -> Packet | None:
+        # ``end`` bounds the transport header by the IP length as well as the capture, so
+        # Ethernet padding after a short IP packet is never read as a header.
         sport = dport = -1
         flags = 0
         if proto == PROTO_TCP:
-            if len(data) < pos + 14:
+            if end < pos + 14:
                 self.counters.malformed += 1
                 return None
             sport, dport = _PORTS.unpack_from(data, pos)
             flags = data[pos + 13]
         elif proto in (PROTO_UDP, PROTO_SCTP):
-            if len(data) < pos + 4:
+            if end < pos + 4:
                 self.counters.malformed += 1
                 return None
             sport, dport = _PORTS.unpack_from(data, pos)
         elif proto in (PROTO_ICMP, PROTO_ICMPV6):
-            if len(data) < pos + 2:
+            if end < pos + 2:
                 self.counters.malformed += 1
                 return None
             sport, dport = data[pos], data[pos + 1]

@@ -91,8 +91,8 @@ def _read_exact(handle: BinaryIO, size: int, path: Path, offset: int, complete: 
 def _read_pcap(handle: BinaryIO, path: Path, endian: str, ns_per_tick: int) -> Iterator[Frame]:
     header = _read_exact(handle, 20, path, 4, 0)
     _major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(endian + "HHiIII", header)
-    linktype = network & 0x0FFF_FFFF  # the upper bits may carry FCS information
-    limit = max(snaplen, 262_144)
+    linktype = network & 0xFFFF  # the link type is the low 16 bits; FCS information sits above
+    limit = min(max(snaplen, 262_144), MAX_RECORD)
     record = struct.Struct(endian + "IIII")
     offset = 24
     count = 0
@@ -147,6 +147,8 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
             else:
                 raise CaptureFormatError(f"{path}: bad pcapng byte-order magic at byte {offset}")
             (total,) = struct.unpack(endian + "I", head[:4])
+            if total < 28:  # type, length, byte-order magic, version, section length, trailer
+                raise CaptureFormatError(f"{path}: section header too short at byte {offset}")
             _check_trailer(
                 _body(handle, path, offset, total, count, 12), total, endian, path, offset
             )
@@ -178,15 +180,21 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
             )
         elif type_code == 3:  # Simple Packet Block: no timestamp, interface 0
             iface = _lookup(interfaces, 0, path, block_at)
+            if len(body) < 4:
+                raise CaptureFormatError(f"{path}: short packet block at byte {block_at}")
             (origlen,) = struct.unpack(endian + "I", body[:4])
             caplen = min(origlen, iface.snaplen or origlen, len(body) - 4)
             count += 1
             yield Frame(0, iface.linktype, body[4 : 4 + caplen], origlen)
         elif type_code == 2:  # obsolete Packet Block
+            if len(body) < 20:
+                raise CaptureFormatError(f"{path}: short packet block at byte {block_at}")
             iface_id, _drops, ts_high, ts_low, caplen, origlen = struct.unpack(
                 endian + "HHIIII", body[:20]
             )
             iface = _lookup(interfaces, iface_id, path, block_at)
+            if 20 + caplen > len(body):
+                raise CaptureFormatError(f"{path}: packet overruns its block at byte {block_at}")
             count += 1
             yield Frame(
                 _to_ns((ts_high << 32) | ts_low, iface),
@@ -225,6 +233,8 @@ def _interface(body: bytes, endian: str, path: Path, at: int) -> _Interface:
     pos = 8
     while pos + 4 <= len(body):
         code, length = struct.unpack(endian + "HH", body[pos : pos + 4])
+        if pos + 4 + length > len(body):
+            raise CaptureFormatError(f"{path}: interface option overruns its block at byte {at}")
         value = body[pos + 4 : pos + 4 + length]
         if code == 0:  # opt_endofopt
             break

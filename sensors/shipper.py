@@ -54,11 +54,13 @@ class Shipper:
         config: ShipperConfig,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self._sleep = sleep
+        self._monotonic = monotonic
         self._clock = clock
         self._jitter = jitter
         verify: str | bool = str(config.ca_file) if config.ca_file else True
@@ -109,7 +111,7 @@ class Shipper:
         self._post("/api/v1/sensors/heartbeat", body, {"Content-Type": "application/json"})
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        started = time.monotonic()
+        started = self._monotonic()
         attempt = 0
         while True:
             self.attempts += 1
@@ -131,7 +133,7 @@ class Shipper:
             if wait is None:
                 ceiling = min(self.config.backoff_cap, self.config.backoff_base * 2**attempt)
                 wait = ceiling * self._jitter()  # full jitter: spreads sensors that failed together
-            elapsed = time.monotonic() - started
+            elapsed = self._monotonic() - started
             if elapsed + wait > self.config.retry_budget:
                 raise ShipUnreachableError(
                     f"{self.config.api_url}{path}: gave up after {attempt + 1} attempts in "

@@ -1,0 +1,183 @@
+"""End to end: a real ``trustwatch serve`` process on loopback, the real sensor command shipping
+captures to it, and the flows read back through the API."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import DATA, shared_capture
+
+pytestmark = pytest.mark.e2e
+TRUSTWATCH = [sys.executable, "-m", "api.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    url: str
+    admin_token: str | None
+    env: dict[str, str]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+
+
+def start_service(data_dir: Path, port: int) -> Service:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTWATCH_")}
+    env |= {"TRUSTWATCH_DATA_DIR": str(data_dir), "TRUSTWATCH_PORT": str(port)}
+    printed = data_dir.parent / f"serve-{port}.out"
+    with printed.open("w", encoding="utf-8") as stdout:
+        process = subprocess.Popen(
+            [*TRUSTWATCH, "serve"], env=env, stdout=stdout, stderr=subprocess.DEVNULL, text=True
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"trustwatch serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("trustwatch serve did not become healthy")
+        time.sleep(0.1)
+    # The admin token is printed (and flushed) before the server starts listening.
+    match = re.search(r"tw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", printed.read_text(encoding="utf-8"))
+    return Service(process, url, match.group(0) if match else None, env)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    running = start_service(tmp_path / "data", _free_port())
+    try:
+        yield running
+    finally:
+        if running.process.poll() is None:
+            running.stop()
+
+
+def sensor_token(service: Service, data_dir: Path, sensor_id: str) -> Path:
+    created = subprocess.run(
+        [*TRUSTWATCH, "token", "create", "--role", "sensor", "--name", sensor_id, "--data-dir", str(data_dir)],
+        capture_output=True, text=True, check=True, env=service.env, timeout=60,
+    )
+    path = data_dir.parent / f"{sensor_id}.token"
+    path.write_text(created.stdout.strip(), encoding="utf-8")
+    return path
+
+
+def ship(service: Service, capture: Path, sensor_id: str, token_file: Path) -> dict[str, object]:
+    result = subprocess.run(
+        [*TRUSTWATCH, "sensor", "net", "--pcap", str(capture), "--api", service.url,
+         "--sensor-id", sensor_id, "--token-file", str(token_file), "--batch-size", "7"],
+        capture_output=True, text=True, env=service.env, timeout=120, check=False,
+    )
+    assert 0 == result.returncode, result.stderr
+    summary: dict[str, object] = orjson.loads(result.stdout)
+    return summary
+
+
+def all_flows(service: Service, token: str, **params: object) -> list[dict[str, object]]:
+    items: list[dict[str, object]] = []
+    cursor = None
+    for _ in range(1000):
+        query = {**params, "limit": 50, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(f"{service.url}/api/v1/flows", params=query,
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+    raise AssertionError("pagination did not end")
+
+
+def test_pcap_to_api_and_back(service: Service, tmp_path: Path) -> None:
+    assert service.admin_token is not None, "the first serve prints an admin token"
+    data_dir = tmp_path / "data"
+    token_file = sensor_token(service, data_dir, "edge-1")
+
+    summary = ship(service, DATA / "mixed.pcap", "edge-1", token_file)
+    assert (56, 19, 19, 0, 0) == (summary["packets"], summary["flows"], summary["accepted"],
+                                  summary["duplicates"], summary["rejected"])
+
+    flows = all_flows(service, service.admin_token)
+    assert 19 == len(flows)
+    assert {"edge-1"} == {f["observer.name"] for f in flows}
+    assert sorted([
+        ("10.0.0.1", "10.0.0.2", 80, "fin"),
+        ("10.0.0.1", "10.0.0.2", 23, "rst"),
+        *[("10.0.0.9", "10.0.0.2", port, "rst") for port in range(20, 30)],
+        ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
+        ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
+        ("10.0.0.1", "10.0.0.53", 53, "end_of_capture"),
+        ("10.0.0.1", "10.0.0.2", None, "idle_timeout"),
+        ("2001:db8::1", "2001:db8::2", 443, "fin"),
+        ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
+        ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
+    ], key=repr) == sorted(
+        ((f["source.ip"], f["destination.ip"], f.get("destination.port"), f["flow.end_reason"]) for f in flows),
+        key=repr,
+    )
+    assert 10 == len(all_flows(service, service.admin_token, ip="10.0.0.9"))
+
+    # Resending the same capture is acknowledged and stored once.
+    again = ship(service, DATA / "mixed.pcap", "edge-1", token_file)
+    assert (19, 19) == (again["accepted"], again["duplicates"])
+    assert 19 == len(all_flows(service, service.admin_token))
+
+    sensors = httpx.get(f"{service.url}/api/v1/sensors",
+                        headers={"Authorization": f"Bearer {service.admin_token}"}).json()
+    assert [("edge-1", 19, 3 + 3, 56)] == [  # 19 flows in batches of 7: 7 + 7 + 5, twice
+        (s["sensor_id"], s["records_received"], s["batches_received"], s["counters"]["packets"])
+        for s in sensors
+    ]
+
+    # A restart keeps everything and does not mint a second admin.
+    service.stop()
+    restarted = start_service(data_dir, _free_port())
+    try:
+        assert restarted.admin_token is None
+        assert 19 == len(all_flows(restarted, service.admin_token))
+    finally:
+        restarted.stop()
+
+
+def test_a_real_capture_arrives_whole(service: Service, tmp_path: Path) -> None:
+    capture = shared_capture("slips/test7-malicious.pcap")
+    assert service.admin_token is not None
+    token_file = sensor_token(service, tmp_path / "data", "edge-2")
+    summary = ship(service, capture, "edge-2", token_file)
+    assert (summary["flows"], 0) == (summary["accepted"], summary["rejected"])
+    assert summary["flows"] == len(all_flows(service, service.admin_token, sensor="edge-2"))
+
+
+def test_a_second_service_on_the_same_data_dir_is_refused(service: Service, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*TRUSTWATCH, "serve", "--port", str(_free_port())], env=service.env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert 2 == result.returncode
+    assert "another trustwatch serve is running on" in result.stderr
