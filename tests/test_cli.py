@@ -17,11 +17,17 @@ from tests.conftest import DATA
 TRUSTWATCH = [sys.executable, "-m", "api.cli"]
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTWATCH_")}
     return subprocess.run(
-        [*TRUSTWATCH, *args], capture_output=True, text=True, timeout=timeout,
-        env={**clean, **(env or {})}, check=False,
+        [*TRUSTWATCH, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**clean, **(env or {})},
+        check=False,
     )
 
 
@@ -30,12 +36,20 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     created = run("token", "create", "--role", "sensor", "--name", "edge-1", "--data-dir", data)
     assert 0 == created.returncode, created.stderr
     token = created.stdout.strip()
-    assert token.startswith("tw_") and len(token.splitlines()) == 1
+    assert token.startswith("tw_")
+    assert len(token.splitlines()) == 1
     assert "created sensor token 1 (edge-1) for sensor edge-1; shown once" in created.stderr
 
     listed = run("token", "list", "--data-dir", data)
     assert token.split("_")[2] not in listed.stdout
-    assert ["1", "sensor", token.split("_")[1], "edge-1", "active", "edge-1"] == listed.stdout.splitlines()[1].split()
+    assert [
+        "1",
+        "sensor",
+        token.split("_")[1],
+        "edge-1",
+        "active",
+        "edge-1",
+    ] == listed.stdout.splitlines()[1].split()
 
     assert 0 == run("token", "revoke", "1", "--data-dir", data).returncode
     assert "revoked" in run("token", "list", "--data-dir", data).stdout
@@ -49,13 +63,19 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("token", "create", "--role", "sensor", "--name", "bad name"), "sensor id 'bad name'"),
-        (("token", "create", "--role", "analyst", "--name", "x", "--sensor-id", "s"),
-         "a sensor id applies to sensor tokens only"),
+        (
+            ("token", "create", "--role", "analyst", "--name", "x", "--sensor-id", "s"),
+            "a sensor id applies to sensor tokens only",
+        ),
     ],
 )
 def test_token_mistakes_are_clear(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     result = run(*args, "--data-dir", str(tmp_path))
-    assert (2, True, "Traceback" not in result.stderr) == (result.returncode, message in result.stderr, True)
+    assert (2, True, "Traceback" not in result.stderr) == (
+        result.returncode,
+        message in result.stderr,
+        True,
+    )
 
 
 def test_serve_refuses_insecure_or_broken_configuration(tmp_path: Path) -> None:
@@ -65,16 +85,32 @@ def test_serve_refuses_insecure_or_broken_configuration(tmp_path: Path) -> None:
     assert "not loopback and no TLS" in result.stderr
     assert "Traceback" not in result.stderr
     typo = run("serve", env={"TRUSTWATCH_PORTT": "1"})
-    assert (2, "trustwatch: error: unknown setting(s) TRUSTWATCH_PORTT; see the README's table\n") == (
-        typo.returncode, typo.stderr)
+    assert (
+        2,
+        "trustwatch: error: unknown setting(s) TRUSTWATCH_PORTT; see the README's table\n",
+    ) == (typo.returncode, typo.stderr)
 
 
 def test_sensor_net_writes_valid_records_atomically(tmp_path: Path) -> None:
     out = tmp_path / "flows.jsonl"
-    result = run("sensor", "net", "--pcap", str(DATA / "mixed.pcap"), "--out", str(out), "--sensor-id", "edge-1")
+    result = run(
+        "sensor",
+        "net",
+        "--pcap",
+        str(DATA / "mixed.pcap"),
+        "--out",
+        str(out),
+        "--sensor-id",
+        "edge-1",
+    )
     assert 0 == result.returncode, result.stderr
     summary = orjson.loads(result.stdout)
-    assert (56, 56, 19, False) == (summary["frames"], summary["packets"], summary["flows"], summary["truncated"])
+    assert (56, 56, 19, False) == (
+        summary["frames"],
+        summary["packets"],
+        summary["flows"],
+        summary["truncated"],
+    )
     records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert 19 == len(records)
     for record in records:
@@ -93,13 +129,17 @@ def _truncated(tmp_path: Path) -> Path:
     ("make_input", "message"),
     [
         (lambda d: d / "missing.pcap", "cannot open: No such file or directory"),
-        (lambda d: (d / "text.pcap").write_text("hello, not a capture") and d / "text.pcap",
-         "not a pcap or pcapng file"),
+        (
+            lambda d: (d / "text.pcap").write_text("hello, not a capture") and d / "text.pcap",
+            "not a pcap or pcapng file",
+        ),
         (lambda d: (d / "empty.pcap").write_bytes(b"") or d / "empty.pcap", "empty or too short"),
         (_truncated, "truncated at byte 4833, inside a record, after 55 complete packets"),
     ],
 )
-def test_sensor_net_refuses_bad_captures_and_writes_nothing(tmp_path: Path, make_input: object, message: str) -> None:
+def test_sensor_net_refuses_bad_captures_and_writes_nothing(
+    tmp_path: Path, make_input: object, message: str
+) -> None:
     capture = make_input(tmp_path)  # type: ignore[operator]
     out = tmp_path / "out" / "flows.jsonl"
     out.parent.mkdir()
@@ -112,8 +152,17 @@ def test_sensor_net_refuses_bad_captures_and_writes_nothing(tmp_path: Path, make
 
 def test_allow_truncated_processes_the_complete_packets(tmp_path: Path) -> None:
     out = tmp_path / "flows.jsonl"
-    result = run("sensor", "net", "--pcap", str(_truncated(tmp_path)), "--out", str(out),
-                 "--sensor-id", "e", "--allow-truncated")
+    result = run(
+        "sensor",
+        "net",
+        "--pcap",
+        str(_truncated(tmp_path)),
+        "--out",
+        str(out),
+        "--sensor-id",
+        "e",
+        "--allow-truncated",
+    )
     assert 0 == result.returncode, result.stderr
     summary = orjson.loads(result.stdout)
     assert (55, True) == (summary["frames"], summary["truncated"])
@@ -131,8 +180,18 @@ def _closed_port() -> int:
     [
         ((), {}, 2, "no token: pass --token-file FILE, set TRUSTWATCH_TOKEN, or --token"),
         (("--token-file", "/nonexistent"), {}, 2, "--token-file: cannot read /nonexistent"),
-        (("--sensor-id", "no spaces please"), {"TRUSTWATCH_TOKEN": "t"}, 2, "--sensor-id 'no spaces please'"),
-        (("--batch-size", "0"), {"TRUSTWATCH_TOKEN": "t"}, 2, "--batch-size must be between 1 and 10000"),
+        (
+            ("--sensor-id", "no spaces please"),
+            {"TRUSTWATCH_TOKEN": "t"},
+            2,
+            "--sensor-id 'no spaces please'",
+        ),
+        (
+            ("--batch-size", "0"),
+            {"TRUSTWATCH_TOKEN": "t"},
+            2,
+            "--batch-size must be between 1 and 10000",
+        ),
         (("--idle-timeout", "-1"), {"TRUSTWATCH_TOKEN": "t"}, 2, "flow timeouts must be positive"),
         (("--retry-budget", "0.5"), {"TRUSTWATCH_TOKEN": "t"}, 1, "gave up after"),
     ],

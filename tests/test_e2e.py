@@ -81,8 +81,22 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 def sensor_token(service: Service, data_dir: Path, sensor_id: str) -> Path:
     created = subprocess.run(
-        [*TRUSTWATCH, "token", "create", "--role", "sensor", "--name", sensor_id, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, check=True, env=service.env, timeout=60,
+        [
+            *TRUSTWATCH,
+            "token",
+            "create",
+            "--role",
+            "sensor",
+            "--name",
+            sensor_id,
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=service.env,
+        timeout=60,
     )
     path = data_dir.parent / f"{sensor_id}.token"
     path.write_text(created.stdout.strip(), encoding="utf-8")
@@ -91,9 +105,26 @@ def sensor_token(service: Service, data_dir: Path, sensor_id: str) -> Path:
 
 def ship(service: Service, capture: Path, sensor_id: str, token_file: Path) -> dict[str, object]:
     result = subprocess.run(
-        [*TRUSTWATCH, "sensor", "net", "--pcap", str(capture), "--api", service.url,
-         "--sensor-id", sensor_id, "--token-file", str(token_file), "--batch-size", "7"],
-        capture_output=True, text=True, env=service.env, timeout=120, check=False,
+        [
+            *TRUSTWATCH,
+            "sensor",
+            "net",
+            "--pcap",
+            str(capture),
+            "--api",
+            service.url,
+            "--sensor-id",
+            sensor_id,
+            "--token-file",
+            str(token_file),
+            "--batch-size",
+            "7",
+        ],
+        capture_output=True,
+        text=True,
+        env=service.env,
+        timeout=120,
+        check=False,
     )
     assert 0 == result.returncode, result.stderr
     summary: dict[str, object] = orjson.loads(result.stdout)
@@ -105,8 +136,12 @@ def all_flows(service: Service, token: str, **params: object) -> list[dict[str, 
     cursor = None
     for _ in range(1000):
         query = {**params, "limit": 50, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(f"{service.url}/api/v1/flows", params=query,
-                         headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        page = httpx.get(
+            f"{service.url}/api/v1/flows",
+            params=query,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
         items += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -120,25 +155,36 @@ def test_pcap_to_api_and_back(service: Service, tmp_path: Path) -> None:
     token_file = sensor_token(service, data_dir, "edge-1")
 
     summary = ship(service, DATA / "mixed.pcap", "edge-1", token_file)
-    assert (56, 19, 19, 0, 0) == (summary["packets"], summary["flows"], summary["accepted"],
-                                  summary["duplicates"], summary["rejected"])
+    assert (56, 19, 19, 0, 0) == (
+        summary["packets"],
+        summary["flows"],
+        summary["accepted"],
+        summary["duplicates"],
+        summary["rejected"],
+    )
 
     flows = all_flows(service, service.admin_token)
     assert 19 == len(flows)
     assert {"edge-1"} == {f["observer.name"] for f in flows}
-    assert sorted([
-        ("10.0.0.1", "10.0.0.2", 80, "fin"),
-        ("10.0.0.1", "10.0.0.2", 23, "rst"),
-        *[("10.0.0.9", "10.0.0.2", port, "rst") for port in range(20, 30)],
-        ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
-        ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
-        ("10.0.0.1", "10.0.0.53", 53, "end_of_capture"),
-        ("10.0.0.1", "10.0.0.2", None, "idle_timeout"),
-        ("2001:db8::1", "2001:db8::2", 443, "fin"),
-        ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
-        ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
-    ], key=repr) == sorted(
-        ((f["source.ip"], f["destination.ip"], f.get("destination.port"), f["flow.end_reason"]) for f in flows),
+    assert sorted(
+        [
+            ("10.0.0.1", "10.0.0.2", 80, "fin"),
+            ("10.0.0.1", "10.0.0.2", 23, "rst"),
+            *[("10.0.0.9", "10.0.0.2", port, "rst") for port in range(20, 30)],
+            ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
+            ("10.0.0.1", "10.0.0.53", 53, "idle_timeout"),
+            ("10.0.0.1", "10.0.0.53", 53, "end_of_capture"),
+            ("10.0.0.1", "10.0.0.2", None, "idle_timeout"),
+            ("2001:db8::1", "2001:db8::2", 443, "fin"),
+            ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
+            ("10.1.0.1", "10.1.0.2", 443, "idle_timeout"),
+        ],
+        key=repr,
+    ) == sorted(
+        (
+            (f["source.ip"], f["destination.ip"], f.get("destination.port"), f["flow.end_reason"])
+            for f in flows
+        ),
         key=repr,
     )
     assert 10 == len(all_flows(service, service.admin_token, ip="10.0.0.9"))
@@ -148,8 +194,9 @@ def test_pcap_to_api_and_back(service: Service, tmp_path: Path) -> None:
     assert (19, 19) == (again["accepted"], again["duplicates"])
     assert 19 == len(all_flows(service, service.admin_token))
 
-    sensors = httpx.get(f"{service.url}/api/v1/sensors",
-                        headers={"Authorization": f"Bearer {service.admin_token}"}).json()
+    sensors = httpx.get(
+        f"{service.url}/api/v1/sensors", headers={"Authorization": f"Bearer {service.admin_token}"}
+    ).json()
     assert [("edge-1", 19, 3 + 3, 56)] == [  # 19 flows in batches of 7: 7 + 7 + 5, twice
         (s["sensor_id"], s["records_received"], s["batches_received"], s["counters"]["packets"])
         for s in sensors
@@ -176,8 +223,12 @@ def test_a_real_capture_arrives_whole(service: Service, tmp_path: Path) -> None:
 
 def test_a_second_service_on_the_same_data_dir_is_refused(service: Service, tmp_path: Path) -> None:
     result = subprocess.run(
-        [*TRUSTWATCH, "serve", "--port", str(_free_port())], env=service.env,
-        capture_output=True, text=True, timeout=60, check=False,
+        [*TRUSTWATCH, "serve", "--port", str(_free_port())],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert 2 == result.returncode
     assert "another trustwatch serve is running on" in result.stderr

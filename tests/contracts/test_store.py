@@ -165,9 +165,10 @@ def test_the_same_event_id_from_two_sensors_is_two_records(backend: Store) -> No
     backend.ingest("s1", [a_flow(1)], [], NOW)
     counts = backend.ingest("s2", [a_flow(1)], [], NOW)
     assert (counts.inserted, counts.duplicates) == (1, 0)
-    assert sorted(
-        i["observer.name"] for i in backend.query_flows(FlowQuery()).items
-    ) == ["s1", "s2"]
+    assert sorted(i["observer.name"] for i in backend.query_flows(FlowQuery()).items) == [
+        "s1",
+        "s2",
+    ]
 
 
 def test_stored_flows_are_the_wire_record_plus_observer_and_ingest_time(backend: Store) -> None:

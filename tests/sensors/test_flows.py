@@ -175,9 +175,10 @@ def test_an_ipv6_session_is_metered_like_ipv4() -> None:
 
 def test_the_same_five_tuple_on_two_vlans_is_two_flows() -> None:
     records, _ = meter(DATA / "vlan.pcap")
-    assert sorted(
-        (r["network.vlan.id"], r["source.ip"], r["source.port"]) for r in records
-    ) == [("100", "10.1.0.1", 41000), ("200", "10.1.0.1", 41000)]
+    assert sorted((r["network.vlan.id"], r["source.ip"], r["source.port"]) for r in records) == [
+        ("100", "10.1.0.1", 41000),
+        ("200", "10.1.0.1", 41000),
+    ]
 
 
 def test_the_mixed_capture_gives_the_flows_its_script_describes() -> None:
@@ -265,9 +266,11 @@ def test_a_long_flow_is_reported_in_active_timeout_slices() -> None:
         flow_meter.add(_packet(second, "10.0.0.1", 5000, "10.0.0.2", 443))
     flow_meter.flush()
     ended = flow_meter.drain()
-    assert [
-        (f.reason.value, f.src_packets) for f in ended
-    ] == [("active_timeout", 6), ("active_timeout", 6), ("end_of_capture", 3)]
+    assert [(f.reason.value, f.src_packets) for f in ended] == [
+        ("active_timeout", 6),
+        ("active_timeout", 6),
+        ("end_of_capture", 3),
+    ]
     assert all(f.src == ended[0].src and f.sport == 5000 for f in ended)
 
 

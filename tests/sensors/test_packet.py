@@ -149,7 +149,9 @@ def test_an_ipv4_total_length_of_zero_is_taken_as_captured_tso() -> None:
     segment = eth() / ip4() / TCP(sport=1234, dport=443, flags="PA") / Raw(b"z" * 3000)
     frame = bytearray(bytes(segment))
     frame[16:18] = b"\x00\x00"  # the IPv4 total length, 14 bytes in (after Ethernet)
-    assert v4(6, 1234, 443, 20 + 20 + 3000, flags=0x18) == decoder.decode(TS, ETHERNET, bytes(frame))
+    assert v4(6, 1234, 443, 20 + 20 + 3000, flags=0x18) == decoder.decode(
+        TS, ETHERNET, bytes(frame)
+    )
     assert DecodeCounters(decoded=1) == decoder.counters
 
 

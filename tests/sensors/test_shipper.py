@@ -6,7 +6,6 @@ import gzip
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -66,9 +65,7 @@ RECORDS = [{"event.id": "a" * 32}, {"event.id": "b" * 32}]
 def shipper_for(url: str, sleeps: list[float], budget: float = 60.0) -> Shipper:
     """A shipper whose sleeps are recorded instead of slept; its clock advances by them."""
     config = ShipperConfig(api_url=url, token="tw_secret", sensor_id="edge-1", retry_budget=budget)
-    return Shipper(
-        config, sleep=sleeps.append, monotonic=lambda: sum(sleeps), jitter=lambda: 1.0
-    )
+    return Shipper(config, sleep=sleeps.append, monotonic=lambda: sum(sleeps), jitter=lambda: 1.0)
 
 
 @pytest.fixture
@@ -82,7 +79,10 @@ def test_a_batch_is_sent_gzip_with_token_and_envelope(sleeps: list[float]) -> No
     assert (2, 0, []) == (reply.accepted, reply.duplicates, reply.rejected)
     ((path, headers, body),) = server.received
     assert ("/api/v1/ingest", "Bearer tw_secret", "gzip") == (
-        path, headers["Authorization"], headers["Content-Encoding"])
+        path,
+        headers["Authorization"],
+        headers["Content-Encoding"],
+    )
     assert (1, "edge-1", RECORDS) == (body["schema_version"], body["sensor_id"], body["records"])
     assert [] == sleeps
 
@@ -106,10 +106,16 @@ def test_retry_after_is_honoured(sleeps: list[float]) -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 413, 422])
 def test_a_client_error_is_final_and_says_why(sleeps: list[float], status: int) -> None:
     script = [(status, {}, {"detail": "because"})]
-    with ScriptedServer(script) as server, shipper_for(server.url, sleeps) as shipper:
-        with pytest.raises(ShipRejectedError) as caught:
-            shipper.send(RECORDS)
-    assert (status, f"HTTP {status}: because") == (caught.value.status, str(caught.value).split(": ", 1)[1])
+    with (
+        ScriptedServer(script) as server,
+        shipper_for(server.url, sleeps) as shipper,
+        pytest.raises(ShipRejectedError) as caught,
+    ):
+        shipper.send(RECORDS)
+    assert (status, f"HTTP {status}: because") == (
+        caught.value.status,
+        str(caught.value).split(": ", 1)[1],
+    )
     assert [] == sleeps
 
 
@@ -121,7 +127,10 @@ def _closed_port() -> int:
 
 def test_an_unreachable_service_gives_up_when_the_budget_is_spent(sleeps: list[float]) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    with shipper_for(url, sleeps, budget=5.0) as shipper, pytest.raises(ShipUnreachableError) as caught:
+    with (
+        shipper_for(url, sleeps, budget=5.0) as shipper,
+        pytest.raises(ShipUnreachableError) as caught,
+    ):
         shipper.send(RECORDS)
     # 0.5 + 1 + 2 = 3.5 s of (recorded, not slept) backoff fits in 5 s; the next 4 s does not.
     assert [0.5, 1.0, 2.0] == sleeps
