@@ -164,10 +164,17 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
         offset += total
         if type_code == 1:  # Interface Description Block
             interfaces.append(_interface(body, endian, path, block_at))
-        elif type_code == 6:  # Enhanced Packet Block
+        elif type_code in (6, 2):  # Enhanced Packet Block; the obsolete Packet Block
             if len(body) < 20:
                 raise CaptureFormatError(f"{path}: short packet block at byte {block_at}")
-            iface_id, ts_high, ts_low, caplen, origlen = struct.unpack(endian + "IIIII", body[:20])
+            if type_code == 6:
+                iface_id, ts_high, ts_low, caplen, origlen = struct.unpack(
+                    endian + "IIIII", body[:20]
+                )
+            else:
+                iface_id, _drops, ts_high, ts_low, caplen, origlen = struct.unpack(
+                    endian + "HHIIII", body[:20]
+                )
             iface = _lookup(interfaces, iface_id, path, block_at)
             if 20 + caplen > len(body):
                 raise CaptureFormatError(f"{path}: packet overruns its block at byte {block_at}")
@@ -186,22 +193,6 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
             caplen = min(origlen, iface.snaplen or origlen, len(body) - 4)
             count += 1
             yield Frame(0, iface.linktype, body[4 : 4 + caplen], origlen)
-        elif type_code == 2:  # obsolete Packet Block
-            if len(body) < 20:
-                raise CaptureFormatError(f"{path}: short packet block at byte {block_at}")
-            iface_id, _drops, ts_high, ts_low, caplen, origlen = struct.unpack(
-                endian + "HHIIII", body[:20]
-            )
-            iface = _lookup(interfaces, iface_id, path, block_at)
-            if 20 + caplen > len(body):
-                raise CaptureFormatError(f"{path}: packet overruns its block at byte {block_at}")
-            count += 1
-            yield Frame(
-                _to_ns((ts_high << 32) | ts_low, iface),
-                iface.linktype,
-                body[20 : 20 + caplen],
-                origlen,
-            )
         # Other blocks (name resolution, statistics, custom, ...) carry no packets.
 
 

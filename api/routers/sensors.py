@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import orjson
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from api.auth import ReaderPrincipal, SensorPrincipal
 from api.body import read_json_body
 from api.dependencies import ClockDep, StoreDep
 from api.errors import BadRequestError, ForbiddenError, UnprocessableError
+from api.store.protocol import SensorInfo
 from sensors.wire import Heartbeat, describe_error
 
 router = APIRouter(tags=["sensors"])
 
 _HEARTBEAT_LIMIT = 64 * 1024  # a heartbeat is a few hundred bytes
-
-
-class SensorOut(BaseModel):
-    sensor_id: str
-    created_at: datetime
-    last_seen: datetime | None
-    records_received: int
-    batches_received: int
-    version: str | None
-    counters: dict[str, int]
-    last_heartbeat: datetime | None
 
 
 @router.post(
@@ -60,6 +48,6 @@ async def heartbeat(
     store.record_heartbeat(beat.sensor_id, beat.sensor_version, beat.counters, clock())
 
 
-@router.get("/api/v1/sensors", summary="Registered sensors", response_model=list[SensorOut])
-def list_sensors(_: ReaderPrincipal, store: StoreDep) -> list[SensorOut]:
-    return [SensorOut(**vars(sensor)) for sensor in store.list_sensors()]
+@router.get("/api/v1/sensors", summary="Registered sensors", response_model=list[SensorInfo])
+def list_sensors(_: ReaderPrincipal, store: StoreDep) -> list[SensorInfo]:
+    return store.list_sensors()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -33,22 +33,11 @@ class TokenRequest(BaseModel):
     )
 
 
-class TokenOut(BaseModel):
-    id: int
-    name: str
-    role: Role
-    key_id: str
-    sensor_id: str | None
-    created_at: datetime
-    revoked_at: datetime | None
+@dataclass(frozen=True)
+class CreatedToken(PrincipalInfo):
+    """A new principal with its token: in this one response, and never again."""
 
-    @classmethod
-    def of(cls, info: PrincipalInfo) -> TokenOut:
-        return cls(**vars(info))
-
-
-class CreatedToken(TokenOut):
-    token: str = Field(description="shown once; store it now")
+    token: str
 
 
 @router.post("/api/v1/tokens", status_code=201, response_model=CreatedToken)
@@ -56,19 +45,19 @@ def create_token(
     body: TokenRequest, _: AdminPrincipal, store: StoreDep, clock: ClockDep
 ) -> CreatedToken:
     token, info = create_principal(store, body.role, body.name, body.sensor_id, clock())
-    return CreatedToken(token=token, **vars(info))
+    return CreatedToken(**vars(info), token=token)
 
 
-@router.get("/api/v1/tokens", response_model=list[TokenOut])
-def list_tokens(_: AdminPrincipal, store: StoreDep) -> list[TokenOut]:
-    return [TokenOut.of(info) for info in store.list_principals()]
+@router.get("/api/v1/tokens", response_model=list[PrincipalInfo])
+def list_tokens(_: AdminPrincipal, store: StoreDep) -> list[PrincipalInfo]:
+    return store.list_principals()
 
 
-@router.delete("/api/v1/tokens/{token_id}", response_model=TokenOut)
+@router.delete("/api/v1/tokens/{token_id}", response_model=PrincipalInfo)
 def revoke_token(
     token_id: Annotated[int, Path(ge=1)], _: AdminPrincipal, store: StoreDep, clock: ClockDep
-) -> TokenOut:
+) -> PrincipalInfo:
     info = store.revoke_principal(token_id, clock())
     if info is None:
         raise NotFoundError(f"no token with id {token_id}")
-    return TokenOut.of(info)
+    return info

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from api.errors import ConflictError
-from api.store import SqliteStore, Store
+from api.settings import load_settings
+from api.store import BACKENDS, Store, open_store
 from api.store.protocol import FlowQuery, NewPrincipal
 from api.tokens import Role, hash_secret
 from sensors.wire import FlowRecord, ScanRecord, validate_record
@@ -22,9 +23,9 @@ from tests.conftest import NOW
 from tests.sensors.test_wire import flow, scan
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = SqliteStore.open(tmp_path / "store.sqlite3")
+    opened = open_store(load_settings(data_dir=tmp_path, store=request.param))
     yield opened
     opened.close()
 
