@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from sensors.errors import ShipRejectedError, ShipUnreachableError
+from sensors.errors import SensorError, ShipRejectedError, ShipUnreachableError
 from sensors.wire import SCHEMA_VERSION, IngestReply, utc
 
 USER_AGENT: Final = "trustwatch-sensor/0.1"
@@ -63,10 +64,9 @@ class Shipper:
         self._monotonic = monotonic
         self._clock = clock
         self._jitter = jitter
-        verify: str | bool = str(config.ca_file) if config.ca_file else True
         self._client = httpx.Client(
             base_url=config.api_url.rstrip("/"),
-            verify=verify,
+            verify=_tls_context(config.ca_file),
             timeout=httpx.Timeout(config.timeout),
             headers={
                 "Authorization": f"Bearer {config.token}",
@@ -142,6 +142,14 @@ class Shipper:
             attempt += 1
             self.retries += 1
             self._sleep(wait)
+
+
+def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """Verification is always on: the system's trust store, or the private CA given."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise SensorError(f"cannot use {ca_file} as a CA bundle: {exc}") from exc
 
 
 def _detail(response: httpx.Response) -> str:

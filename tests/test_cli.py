@@ -193,6 +193,7 @@ def _closed_port() -> int:
             "--batch-size must be between 1 and 10000",
         ),
         (("--idle-timeout", "-1"), {"TRUSTWATCH_TOKEN": "t"}, 2, "flow timeouts must be positive"),
+        (("--ca", str(DATA / "dns.pcap")), {"TRUSTWATCH_TOKEN": "t"}, 2, "as a CA bundle"),
         (("--retry-budget", "0.5"), {"TRUSTWATCH_TOKEN": "t"}, 1, "gave up after"),
     ],
 )

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,31 +43,42 @@ class Service:
         self.process.wait(timeout=20)
 
 
-def start_service(data_dir: Path, port: int) -> Service:
+def start_service(
+    data_dir: Path, port: int, extra_env: dict[str, str] | None = None, ca: Path | None = None
+) -> Service:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTWATCH_")}
     env |= {"TRUSTWATCH_DATA_DIR": str(data_dir), "TRUSTWATCH_PORT": str(port)}
+    env |= extra_env or {}
     printed = data_dir.parent / f"serve-{port}.out"
     with printed.open("w", encoding="utf-8") as stdout:
         process = subprocess.Popen(
             [*TRUSTWATCH, "serve"], env=env, stdout=stdout, stderr=subprocess.DEVNULL, text=True
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"trustwatch serve exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("trustwatch serve did not become healthy")
-        time.sleep(0.1)
+    url = f"{'https' if ca else 'http'}://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, url, ca)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=10)
+        raise
     # The admin token is printed (and flushed) before the server starts listening.
     match = re.search(r"tw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", printed.read_text(encoding="utf-8"))
     return Service(process, url, match.group(0) if match else None, env)
+
+
+def _wait_healthy(process: subprocess.Popen[str], url: str, ca: Path | None) -> None:
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"trustwatch serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("trustwatch serve did not become healthy")
 
 
 @pytest.fixture
@@ -103,29 +115,23 @@ def sensor_token(service: Service, data_dir: Path, sensor_id: str) -> Path:
     return path
 
 
-def ship(service: Service, capture: Path, sensor_id: str, token_file: Path) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            *TRUSTWATCH,
-            "sensor",
-            "net",
-            "--pcap",
-            str(capture),
-            "--api",
-            service.url,
-            "--sensor-id",
-            sensor_id,
-            "--token-file",
-            str(token_file),
-            "--batch-size",
-            "7",
-        ],
+def run_sensor(
+    service: Service, capture: Path, sensor_id: str, token_file: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    args = ["--pcap", str(capture), "--api", service.url, "--sensor-id", sensor_id]
+    args += ["--token-file", str(token_file), "--batch-size", "7", *extra]
+    return subprocess.run(
+        [*TRUSTWATCH, "sensor", "net", *args],
         capture_output=True,
         text=True,
         env=service.env,
         timeout=120,
         check=False,
     )
+
+
+def ship(service: Service, capture: Path, sensor_id: str, token_file: Path) -> dict[str, object]:
+    result = run_sensor(service, capture, sensor_id, token_file)
     assert 0 == result.returncode, result.stderr
     summary: dict[str, object] = orjson.loads(result.stdout)
     return summary
@@ -232,3 +238,30 @@ def test_a_second_service_on_the_same_data_dir_is_refused(service: Service, tmp_
     )
     assert 2 == result.returncode
     assert "another trustwatch serve is running on" in result.stderr
+
+
+def test_https_with_a_private_ca(tmp_path: Path) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, chain, key = tmp_path / "ca.pem", tmp_path / "chain.pem", tmp_path / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_pem.write_to_path(str(key))
+    chain.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    tls = {"TRUSTWATCH_TLS_CERT": str(chain), "TRUSTWATCH_TLS_KEY": str(key)}
+    service = start_service(tmp_path / "data", _free_port(), tls, ca=ca_file)
+    try:
+        token_file = sensor_token(service, tmp_path / "data", "edge-tls")
+        trusted = run_sensor(
+            service, DATA / "mixed.pcap", "edge-tls", token_file, "--ca", str(ca_file)
+        )
+        assert (0, 19) == (trusted.returncode, orjson.loads(trusted.stdout)["accepted"])
+        # Without the private CA the sensor refuses the server: verification is never off.
+        untrusted = run_sensor(
+            service, DATA / "dns.pcap", "edge-tls", token_file, "--retry-budget", "0"
+        )
+        assert 1 == untrusted.returncode
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    finally:
+        service.stop()
