@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.logs import OWN_LOGGERS
 from sensors import cli as sensor_cli
 from sensors.errors import SensorError
 
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Our own messages at INFO; libraries (httpx logs every request, communityid every hash)
     # only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for name in ("sensors", "api", "trustwatch"):
+    for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     try:
         code: int = args.handler(args)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import sys
 
-from pythonjsonlogger.json import JsonFormatter
+OWN_LOGGERS = ("api", "sensors", "trustwatch")
 
 
 def configure_logging(level: str) -> None:
+    from pythonjsonlogger.json import JsonFormatter  # the server extra
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
@@ -25,6 +27,9 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Our own loggers follow the setting too (the CLI gives them a level of their own).
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +29,12 @@ log = logging.getLogger(__name__)
 
 
 def serve(settings: Settings) -> None:
-    """Run the service until interrupted."""
+    """Run the service until interrupted (SIGINT or SIGTERM), then close everything."""
     configure_logging(settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal with the handler
+    # it found in place: make that handler an exit, so the ``finally`` blocks below run (the
+    # store checkpoints and closes, the lock is released) instead of the process dying.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     lock = _lock_data_dir(settings.data_dir)
     try:
         store = open_store(settings)
@@ -63,6 +68,10 @@ def serve(settings: Settings) -> None:
             store.close()
     finally:
         lock.close()
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _lock_data_dir(data_dir: Path) -> IO[bytes]:

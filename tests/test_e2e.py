@@ -39,8 +39,11 @@ class Service:
     env: dict[str, str]
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it: a clean exit that closes the store."""
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
+        assert 0 == self.process.wait(timeout=20)
+        data_dir = Path(self.env["TRUSTWATCH_DATA_DIR"])
+        assert not (data_dir / "trustwatch.sqlite3-wal").exists()  # checkpointed and closed
 
 
 def start_service(

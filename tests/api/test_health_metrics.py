@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from api.app import create_app
+from api.logs import OWN_LOGGERS, configure_logging
 from api.settings import Settings, load_settings
 from api.store import SqliteStore
 from tests.conftest import LiveServer, Tokens
@@ -87,3 +89,26 @@ def test_openapi_documents_the_ingest_body(client: httpx.Client, settings: Setti
     body = spec["paths"]["/api/v1/ingest"]["post"]["requestBody"]
     assert list(body["content"]) == ["application/json"]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in OWN_LOGGERS})
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_log_level_setting_governs_our_own_loggers_too() -> None:
+    logging.getLogger("trustwatch").setLevel(logging.INFO)  # as the CLI leaves it
+    configure_logging("warning")
+    assert [False, False, True] == [
+        logging.getLogger("trustwatch.access").isEnabledFor(logging.INFO),
+        logging.getLogger("api.service").isEnabledFor(logging.INFO),
+        logging.getLogger("api.service").isEnabledFor(logging.WARNING),
+    ]
+    configure_logging("debug")
+    assert logging.getLogger("trustwatch.access").isEnabledFor(logging.DEBUG)
