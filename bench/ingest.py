@@ -57,6 +57,8 @@ from typing import Any, Final
 import httpx
 import orjson
 
+from api.store.sqlite import to_us
+from sensors.flows import event_id
 from sensors.wire import FLOW_DATASET, SCHEMA_VERSION, utc, validate_record
 
 REPO: Final = Path(__file__).resolve().parent.parent
@@ -130,8 +132,8 @@ def flow_record(rng: random.Random, seq: int, run_tag: str) -> dict[str, Any]:
     packets_out = max(1, int(rng.lognormvariate(2.0, 1.5)))
     packets_in = 0 if rng.random() < 0.08 else max(1, int(packets_out * rng.uniform(0.5, 1.5)))
     record: dict[str, Any] = {
-        # Hashes, as sensors.flows.FlowExporter makes them: random order in the unique index.
-        "event.id": hashlib.blake2b(f"{run_tag}/{seq}".encode(), digest_size=16).hexdigest(),
+        # As the sensor makes them (sensors.flows.event_id): start time, then a hash.
+        "event.id": event_id(SENSOR_ID, f"{run_tag}/{seq}", to_us(start) * 1000),
         "event.dataset": FLOW_DATASET,
         "event.start": utc(start),
         "event.end": utc(start + timedelta(microseconds=duration_us)),

@@ -329,12 +329,7 @@ class FlowExporter:
         return record
 
     def _event_id(self, flow: Flow) -> str:
-        # Deterministic: the same flow from the same sensor always has the same id, so a
-        # resend after a crash or a lost reply is recognised by the server as a duplicate.
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(self.sensor_id.encode())
-        digest.update(repr((flow.key, flow.first_ns)).encode())
-        return digest.hexdigest()
+        return event_id(self.sensor_id, repr(flow.key), flow.first_ns)
 
     def _community_id(self, flow: Flow) -> str | None:
         cid = self._communityid
@@ -355,6 +350,20 @@ class FlowExporter:
         except (ValueError, TypeError):
             return None  # the library refuses the tuple; the record is still useful without it
         return value
+
+
+def event_id(sensor_id: str, key: str, start_ns: int) -> str:
+    """A flow's id: 16 hex digits of its start time, then 16 of a hash of who and what.
+
+    Deterministic, so a resend after a crash or a lost reply is recognised by the server as a
+    duplicate; time-ordered, so the store's unique index grows at its end instead of being
+    rewritten at random places.
+
+    >>> event_id("edge-1", "(6, ...)", 1_767_225_600_000_000_000)
+    '18867251edfa00000a08ecbad7ac2112'
+    """
+    digest = hashlib.blake2b(f"{sensor_id}|{key}|{start_ns}".encode(), digest_size=8)
+    return f"{start_ns & 0xFFFF_FFFF_FFFF_FFFF:016x}{digest.hexdigest()}"
 
 
 def _iso(ts_ns: int) -> str:

@@ -40,7 +40,13 @@ def list_flows(
         IPv4Address | IPv6Address | None, Query(description="source or destination IP")
     ] = None,
     port: Annotated[
-        int | None, Query(ge=0, le=65535, description="source or destination port")
+        int | None,
+        Query(
+            ge=0,
+            le=65535,
+            description="destination (service) port: flows are "
+            "bidirectional and their source is the side that started them",
+        ),
     ] = None,
     sensor: Annotated[SensorId | None, Query(description="sensor id")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
@@ -66,7 +72,9 @@ def list_flows(
 
 
 def encode_cursor(after: tuple[int, int]) -> str:
-    """>>> decode_cursor(encode_cursor((1700000000000000, 42)))
+    """An opaque cursor for a keyset position (event.start in µs, sequence).
+
+    >>> decode_cursor(encode_cursor((1700000000000000, 42)))
     (1700000000000000, 42)
     """
     return base64.urlsafe_b64encode(f"{after[0]}:{after[1]}".encode()).decode().rstrip("=")

@@ -66,7 +66,11 @@ class IngestCounts:
 
 @dataclass(frozen=True)
 class FlowQuery:
-    """Filters for flows; ``None`` means no filter. Newest first."""
+    """Filters for flows; ``None`` means no filter. Newest first.
+
+    ``ip`` matches either side; ``port`` is the destination (service) port: flows are
+    bidirectional with the initiator as the source.
+    """
 
     start: datetime | None = None
     end: datetime | None = None

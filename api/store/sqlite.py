@@ -341,8 +341,8 @@ class SqliteStore:
             where.append("(src_ip = ? OR dst_ip = ?)")
             params += [str(query.ip), str(query.ip)]
         if query.port is not None:
-            where.append("(src_port = ? OR dst_port = ?)")
-            params += [query.port, query.port]
+            where.append("dst_port = ?")
+            params.append(query.port)
         if query.sensor_id is not None:
             where.append("sensor_id = ?")
             params.append(query.sensor_id)

@@ -1,0 +1,23 @@
+"""The runnable examples in docstrings are tests too."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = (
+    "sensors.wire",
+    "sensors.flows",
+    "sensors.packet",
+    "api.tokens",
+    "api.body",
+    "api.routers.flows",
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert (0, True) == (result.failed, result.attempted > 0)
