@@ -6,13 +6,16 @@ Registered into the main command by :mod:`api.cli`; needs only the ``sensor`` ex
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import math
 import os
 import socket
 import sys
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -61,15 +64,25 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     net.add_argument("--ca", type=Path, help="CA bundle to verify the service's certificate")
     net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
-    net.add_argument("--idle-timeout", type=float, default=120.0, help="seconds (default 120)")
-    net.add_argument("--active-timeout", type=float, default=1800.0, help="seconds (default 1800)")
+    net.add_argument("--idle-timeout", type=_seconds, default=120.0, help="seconds (default 120)")
+    net.add_argument(
+        "--active-timeout", type=_seconds, default=1800.0, help="seconds (default 1800)"
+    )
     net.add_argument("--max-flows", type=int, default=262_144, help="flow table bound")
     net.add_argument(
         "--allow-truncated",
         action="store_true",
         help="process the complete packets of a truncated capture instead of refusing it",
     )
-    net.add_argument("--retry-budget", type=float, default=60.0, help="seconds to keep retrying")
+    net.add_argument(
+        "--retry-budget", type=_seconds, default=60.0, help="seconds to keep retrying (60)"
+    )
+    net.add_argument(
+        "--allow-plaintext",
+        action="store_true",
+        help="allow an http:// service beyond loopback (the token would cross the network "
+        "in clear: only inside a protected segment)",
+    )
     net.set_defaults(handler=run_net)
 
 
@@ -90,9 +103,12 @@ def run_net(args: argparse.Namespace) -> int:
     if args.out is not None:
         if not args.out.parent.is_dir():
             raise SensorError(f"--out: directory {args.out.parent} does not exist")
+        if args.out.is_dir():
+            raise SensorError(f"--out: {args.out} is a directory; name a file")
         sink: RecordSink = JsonlSink(args.out)
         summary = _run(args, sensor_id, sink, meter_config)
     else:
+        _check_api_url(args.api, allow_plaintext=args.allow_plaintext)
         token = _token(args)
         if args.ca is not None and not args.ca.is_file():
             raise SensorError(f"--ca: {args.ca} is not a file")
@@ -147,7 +163,45 @@ def _checked_sensor_id(value: str) -> str:
     return checked
 
 
+def _seconds(text: str) -> float:
+    """An argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from exc
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def _check_api_url(url: str, *, allow_plaintext: bool) -> None:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SensorError(f"--api {url!r}: give the service's URL, e.g. https://tw.example:8470")
+    if parsed.scheme == "http" and not allow_plaintext and not _is_loopback(parsed.hostname):
+        raise SensorError(
+            f"--api {url!r} is plain HTTP beyond this host: the token would cross the network "
+            "in clear. Use https://, or --allow-plaintext inside a protected segment."
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _token(args: argparse.Namespace) -> str:
+    token = _read_token(args)
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise SensorError("the token holds characters a token never has; check its source")
+    return token
+
+
+def _read_token(args: argparse.Namespace) -> str:
     if args.token:
         return str(args.token)
     if args.token_file is not None:

@@ -18,6 +18,7 @@ Time is the packets' time, never the wall clock: replaying a capture gives the s
 from __future__ import annotations
 
 import hashlib
+import math
 import socket
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from sensors.wire import FLOW_DATASET, FlowEndReason
 
 _NS: Final = 1_000_000_000
 _SWEEP_INTERVAL_NS: Final = _NS  # expiry runs at most once per second of packet time
+_MAX_TIMEOUT: Final = 7 * 86_400.0  # a week: beyond it, a timeout is a typo
 
 _FIN, _SYN, _RST, _PSH, _ACK, _URG, _ECE, _CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_NAMES: Final = (
@@ -78,6 +80,9 @@ class MeterConfig:
     max_flows: int = 262_144
 
     def __post_init__(self) -> None:
+        timeouts = (self.idle_timeout, self.active_timeout, self.linger)
+        if not all(math.isfinite(t) and t <= _MAX_TIMEOUT for t in timeouts):
+            raise ValueError(f"flow timeouts must be finite, at most {_MAX_TIMEOUT:.0f} s")
         if not (self.idle_timeout > 0 and self.active_timeout > 0 and self.linger >= 0):
             raise ValueError("flow timeouts must be positive (linger may be zero)")
         if self.max_flows < 1:
@@ -90,6 +95,7 @@ class MeterCounters:
     flows_started: int = 0
     flows_ended: int = 0
     flows_evicted: int = 0
+    clock_steps_back: int = 0  # packets earlier than the one before by more than a second
 
 
 class Flow:
@@ -154,7 +160,8 @@ class FlowMeter:
         self._idle_ns = int(self.config.idle_timeout * _NS)
         self._active_ns = int(self.config.active_timeout * _NS)
         self._linger_ns = int(self.config.linger * _NS)
-        self._now = 0
+        self._previous = 0
+        self._last_sweep = 0
         self._next_sweep = 0
 
     def __len__(self) -> int:
@@ -164,10 +171,13 @@ class FlowMeter:
         """Account one packet; flows it ends (or that expire by its time) go to :attr:`ended`."""
         self.counters.packets += 1
         ts = p.ts_ns
-        if ts > self._now:
-            self._now = ts
-            if ts >= self._next_sweep:
-                self.expire(ts)
+        if ts < self._previous - _NS:
+            self.counters.clock_steps_back += 1
+        self._previous = ts
+        # Expiry runs once a second of packet time, and at once when the clock steps back (a
+        # bogus or reordered timestamp must not stall it: see ``expire``).
+        if ts >= self._next_sweep or ts < self._last_sweep:
+            self.expire(ts)
         proto = p.proto
         sport, dport = p.sport, p.dport
         if proto in (PROTO_ICMP, PROTO_ICMPV6):
@@ -193,7 +203,7 @@ class FlowMeter:
                 flow = None
             elif ts - flow.first_ns >= self._active_ns:
                 self._end(key, flow, FlowEndReason.ACTIVE_TIMEOUT)
-                flow = None
+                flow = self._start(key, p, like=flow)  # the next slice keeps the direction
             else:
                 table.move_to_end(key)
         if flow is None:
@@ -221,17 +231,26 @@ class FlowMeter:
                         self._close(key, flow, FlowEndReason.FIN, ts)
 
     def expire(self, now_ns: int) -> None:
-        """End the flows that are idle, or done lingering, at ``now_ns`` (packet time)."""
+        """End the flows that are idle, or done lingering, at ``now_ns`` (packet time).
+
+        The table is in order of last activity, so expiry stops at the first fresh flow. A
+        flow whose time lies beyond ``now_ns`` by more than the idle timeout (the clock stepped
+        back, or one packet carried a bogus time) counts as idle too: otherwise it would stop
+        expiry, and the linger queue, for as long as the bogus time stays in the future.
+        """
+        self._last_sweep = now_ns
         self._next_sweep = now_ns + _SWEEP_INTERVAL_NS
         table = self._table
         deadline = now_ns - self._idle_ns
+        horizon = now_ns + self._idle_ns
         while table:
             key, flow = next(iter(table.items()))
-            if flow.last_ns > deadline:
+            if deadline < flow.last_ns <= horizon:
                 break
             self._end(key, flow, flow.reason if flow.closing else FlowEndReason.IDLE_TIMEOUT)
         lingering = self._lingering
-        while lingering and lingering[0][0] <= now_ns:
+        linger_horizon = now_ns + self._linger_ns
+        while lingering and not now_ns < lingering[0][0] <= linger_horizon:
             _, key, flow = lingering.popleft()
             if table.get(key) is flow:
                 self._end(key, flow, flow.reason)
@@ -247,13 +266,18 @@ class FlowMeter:
         ended, self.ended = self.ended, []
         return ended
 
-    def _start(self, key: tuple[Any, ...], p: Packet) -> Flow:
+    def _start(self, key: tuple[Any, ...], p: Packet, like: Flow | None = None) -> Flow:
         if len(self._table) >= self.config.max_flows:
             old_key, old = next(iter(self._table.items()))
-            self.counters.flows_evicted += 1
-            self._end(old_key, old, FlowEndReason.EVICTED)
+            if old.closing:  # already over, only lingering: end it as it ended
+                self._end(old_key, old, old.reason)
+            else:
+                self.counters.flows_evicted += 1
+                self._end(old_key, old, FlowEndReason.EVICTED)
         swap = False
-        if p.proto == PROTO_TCP and p.tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
+        if like is not None:
+            swap = not (p.src == like.src and (p.sport == like.sport or p.proto in (1, 58)))
+        elif p.proto == PROTO_TCP and p.tcp_flags & (_SYN | _ACK) == _SYN | _ACK:
             swap = True  # the SYN was missed; the SYN-ACK's receiver started it
         elif p.tcp_flags & _SYN == 0 and 0 <= p.sport < 1024 <= p.dport:
             swap = True  # mid-stream pick-up: a well-known port is the responder's

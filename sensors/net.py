@@ -123,11 +123,11 @@ def meter_capture(
     leaves, unless ``allow_truncated`` asks to process the complete packets of a cut file.
     """
     summary = NetSummary(capture=str(path))
-    decoder = PacketDecoder()
-    meter = FlowMeter(meter_config)
-    exporter = FlowExporter(sensor_id)
     pending: list[dict[str, Any]] = []
     try:
+        decoder = PacketDecoder()
+        meter = FlowMeter(meter_config)
+        exporter = FlowExporter(sensor_id)
         try:
             count_frames(path)
         except CaptureTruncatedError as exc:

@@ -23,6 +23,10 @@ MAX_RECORD: Final = 1 << 24
 """Largest record accepted (16 MiB). libpcap caps snap lengths at 256 KiB; pcapng blocks can
 carry options, so allow more, but a larger length only comes from a corrupt file."""
 
+MAX_TS_NS: Final = 253_402_300_799 * 1_000_000_000
+"""The last second of year 9999: a later timestamp (possible in pcapng's 64-bit field) is
+corruption, and no date library can represent it."""
+
 _PCAP_MAGIC: Final = {
     b"\xd4\xc3\xb2\xa1": ("<", 1_000),  # little-endian, microseconds
     b"\xa1\xb2\xc3\xd4": (">", 1_000),
@@ -178,13 +182,13 @@ def _read_pcapng(handle: BinaryIO, path: Path) -> Iterator[Frame]:
             iface = _lookup(interfaces, iface_id, path, block_at)
             if 20 + caplen > len(body):
                 raise CaptureFormatError(f"{path}: packet overruns its block at byte {block_at}")
+            ts_ns = _to_ns((ts_high << 32) | ts_low, iface)
+            if not 0 <= ts_ns <= MAX_TS_NS:
+                raise CaptureFormatError(
+                    f"{path}: packet at byte {block_at} has a timestamp outside years 1970-9999"
+                )
             count += 1
-            yield Frame(
-                _to_ns((ts_high << 32) | ts_low, iface),
-                iface.linktype,
-                body[20 : 20 + caplen],
-                origlen,
-            )
+            yield Frame(ts_ns, iface.linktype, body[20 : 20 + caplen], origlen)
         elif type_code == 3:  # Simple Packet Block: no timestamp, interface 0
             iface = _lookup(interfaces, 0, path, block_at)
             if len(body) < 4:

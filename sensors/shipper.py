@@ -12,6 +12,7 @@ The disk spool that holds batches while the service is unreachable wraps this cl
 from __future__ import annotations
 
 import gzip
+import math
 import random
 import ssl
 import time
@@ -23,8 +24,9 @@ from typing import Any, Final
 
 import httpx
 import orjson
+from pydantic import ValidationError
 
-from sensors.errors import SensorError, ShipRejectedError, ShipUnreachableError
+from sensors.errors import SensorError, ShipError, ShipRejectedError, ShipUnreachableError
 from sensors.wire import SCHEMA_VERSION, IngestReply, utc
 
 USER_AGENT: Final = "trustwatch-sensor/0.1"
@@ -96,7 +98,15 @@ class Shipper:
         body = gzip.compress(orjson.dumps(envelope), compresslevel=self.config.gzip_level)
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         response = self._post("/api/v1/ingest", body, headers)
-        return IngestReply.model_validate_json(response.content)
+        try:
+            return IngestReply.model_validate_json(response.content)
+        except ValidationError as exc:
+            # The batch may or may not have been stored; resending it is safe (duplicates are
+            # recognised), so say so rather than guess.
+            raise ShipError(
+                f"{self.config.api_url} answered {response.status_code} with something that is "
+                "not a TrustWatch ingest reply; is --api the TrustWatch service?"
+            ) from exc
 
     def heartbeat(self, sensor_version: str, counters: dict[str, int]) -> None:
         body = orjson.dumps(
@@ -165,6 +175,9 @@ def _retry_after(response: httpx.Response) -> float | None:
     if value is None:
         return None
     try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER)
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP-date; fall back to our own backoff
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER)

@@ -192,7 +192,23 @@ def _closed_port() -> int:
             2,
             "--batch-size must be between 1 and 10000",
         ),
-        (("--idle-timeout", "-1"), {"TRUSTWATCH_TOKEN": "t"}, 2, "flow timeouts must be positive"),
+        (("--idle-timeout", "0"), {"TRUSTWATCH_TOKEN": "t"}, 2, "flow timeouts must be positive"),
+        (("--idle-timeout", "-1"), {"TRUSTWATCH_TOKEN": "t"}, 2, "give a finite number of seconds"),
+        (
+            ("--idle-timeout", "inf"),
+            {"TRUSTWATCH_TOKEN": "t"},
+            2,
+            "give a finite number of seconds",
+        ),
+        (
+            ("--retry-budget", "nan"),
+            {"TRUSTWATCH_TOKEN": "t"},
+            2,
+            "give a finite number of seconds",
+        ),
+        (("--api", "127.0.0.1:18471"), {"TRUSTWATCH_TOKEN": "t"}, 2, "give the service's URL"),
+        (("--api", "http://192.0.2.7:8470"), {"TRUSTWATCH_TOKEN": "t"}, 2, "plain HTTP beyond"),
+        ((), {"TRUSTWATCH_TOKEN": "tw_\u00e9"}, 2, "the token holds characters"),
         (("--ca", str(DATA / "dns.pcap")), {"TRUSTWATCH_TOKEN": "t"}, 2, "as a CA bundle"),
         (("--retry-budget", "0.5"), {"TRUSTWATCH_TOKEN": "t"}, 1, "gave up after"),
     ],
@@ -201,7 +217,9 @@ def test_sensor_net_shipping_mistakes_are_clear(
     extra: tuple[str, ...], env: dict[str, str], code: int, message: str
 ) -> None:
     api = f"http://127.0.0.1:{_closed_port()}"
-    args = ["sensor", "net", "--pcap", str(DATA / "dns.pcap"), "--api", api]
+    args = ["sensor", "net", "--pcap", str(DATA / "dns.pcap")]
+    if "--api" not in extra:
+        args += ["--api", api]
     if "--sensor-id" not in extra:
         args += ["--sensor-id", "edge-1"]
     result = run(*args, *extra, env=env)
@@ -215,3 +233,11 @@ def test_help_lists_the_commands() -> None:
     assert 0 == result.returncode
     for command in ("serve", "token", "sensor"):
         assert command in result.stdout
+
+
+def test_out_naming_a_directory_is_refused(tmp_path: Path) -> None:
+    result = run("sensor", "net", "--pcap", str(DATA / "dns.pcap"), "--out", str(tmp_path))
+    assert (2, f"trustwatch: error: --out: {tmp_path} is a directory; name a file\n") == (
+        result.returncode,
+        result.stderr,
+    )

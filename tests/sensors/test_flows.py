@@ -18,6 +18,7 @@ from tests.conftest import DATA, shared_capture
 
 NS = 1_000_000_000
 T0 = 1_767_225_600 * NS
+WEEK = 7 * 86_400.0  # longer than any of these captures: timeouts never fire
 VOLATILE = ("event.id", "network.community_id")
 
 
@@ -274,6 +275,14 @@ def test_a_long_flow_is_reported_in_active_timeout_slices() -> None:
     assert all(f.src == ended[0].src and f.sport == 5000 for f in ended)
 
 
+def test_a_full_table_ends_a_lingering_flow_as_it_ended_not_as_evicted() -> None:
+    flow_meter = FlowMeter(MeterConfig(max_flows=1))
+    flow_meter.add(_packet(0.00, "10.0.0.1", 1, "10.0.0.9", 80, flags=0x04))  # RST: lingers
+    flow_meter.add(_packet(0.10, "10.0.0.2", 1, "10.0.0.9", 80))
+    assert [("rst", 1)] == [(f.reason.value, f.src[-1]) for f in flow_meter.drain()]
+    assert 0 == flow_meter.counters.flows_evicted
+
+
 def test_a_full_table_evicts_the_least_recently_active_flow_and_counts_it() -> None:
     flow_meter = FlowMeter(MeterConfig(max_flows=2))
     flow_meter.add(_packet(0.0, "10.0.0.1", 1, "10.0.0.9", 80))
@@ -348,10 +357,62 @@ def test_tcp_and_udp_flow_counts_agree_with_tshark(capture: str) -> None:
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed (tests/run installs it)")
     path = shared_capture(capture)
-    records, _ = meter(path, MeterConfig(idle_timeout=10**7, active_timeout=10**7, linger=10**7))
+    records, _ = meter(path, MeterConfig(idle_timeout=WEEK, active_timeout=WEEK, linger=WEEK))
     ours = sum(
         1
         for r in records
         if r["network.transport"] in ("tcp", "udp") and "network.vlan.id" not in r
     )
     assert _tshark_conversations(path) == ours
+
+
+def test_one_packet_from_the_far_future_does_not_stall_expiry() -> None:
+    flow_meter = FlowMeter(MeterConfig(idle_timeout=60))
+    flow_meter.add(_packet(10**9, "10.9.9.9", 1, "10.0.0.2", 53, proto=17))  # 30 years ahead
+    for i in range(10):
+        flow_meter.add(_packet(300 * i, "10.0.0.1", 1000, "10.0.0.2", 53, proto=17))
+        flow_meter.add(_packet(300 * i + 0.01, "10.0.0.2", 53, "10.0.0.1", 1000, proto=17))
+    flow_meter.flush()
+    ended = flow_meter.drain()
+    assert ["idle_timeout"] * 9 + ["end_of_capture"] == [
+        f.reason.value for f in ended if f.src == bytes([10, 0, 0, 1])
+    ]
+    assert (1, 11) == (flow_meter.counters.clock_steps_back, len(ended))
+
+
+def test_the_linger_queue_stays_bounded_after_a_bogus_timestamp() -> None:
+    flow_meter = FlowMeter(MeterConfig(max_flows=1000))
+    flow_meter.add(_packet(10**9, "10.9.9.9", 1, "10.0.0.2", 80))
+    c, s = "10.0.0.1", "10.0.0.2"
+    for i in range(3000):
+        t, port = i * 0.01, 1024 + i
+        flow_meter.add(_packet(t, c, port, s, 80, flags=0x02))
+        flow_meter.add(_packet(t + 0.001, s, 80, c, port, flags=0x12))
+        flow_meter.add(_packet(t + 0.002, c, port, s, 80, flags=0x11))
+        flow_meter.add(_packet(t + 0.003, s, 80, c, port, flags=0x11))
+    assert len(flow_meter._lingering) <= 200  # one second of closes, at 100 a second
+    flow_meter.flush()
+    reasons: dict[str, int] = {}
+    for flow in flow_meter.drain():
+        reasons[flow.reason.value] = reasons.get(flow.reason.value, 0) + 1
+    assert {"fin": 3000, "idle_timeout": 1} == reasons
+    assert 0 == flow_meter.counters.flows_evicted
+
+
+def test_every_slice_of_a_long_flow_keeps_its_direction() -> None:
+    flow_meter = FlowMeter(MeterConfig(active_timeout=60, idle_timeout=120))
+    client, server = "10.0.0.1", "10.0.0.2"
+    flow_meter.add(_packet(0, client, 40000, server, 8080, flags=0x02))
+    for second in range(1, 180, 5):
+        # The server speaks first in each new slice: the direction must not flip.
+        flow_meter.add(_packet(second, server, 8080, client, 40000, flags=0x18))
+        flow_meter.add(_packet(second + 1, client, 40000, server, 8080, flags=0x10))
+    flow_meter.flush()
+    ended = flow_meter.drain()
+    assert [(bytes([10, 0, 0, 1]), 40000)] * 3 == [(f.src, f.sport) for f in ended]
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 8 * 86_400.0])
+def test_config_refuses_timeouts_that_are_not_finite_or_absurd(value: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        MeterConfig(idle_timeout=value)

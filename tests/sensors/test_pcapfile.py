@@ -765,3 +765,26 @@ def test_shared_capture_reads_the_same_frames_as_scapy(relative: str) -> None:
             for data, meta in reader
         ]
     assert theirs == [frame._replace(data=frame.data[:65_535]) for frame in ours]
+
+
+@pytest.mark.parametrize(
+    ("options", "ticks"),
+    [
+        (b"", 0xFFFF_FFFF_FFFF_FFFF),  # microseconds: year 586,524
+        (tsoffset("<", -10), 0),  # before 1970
+    ],
+)
+def test_a_timestamp_no_date_can_hold_is_a_format_error(
+    write: Callable[[bytes], Path], options: bytes, ticks: int
+) -> None:
+    # Caught by the whole-file check, so a sensor refuses the capture before shipping any of it.
+    path = write(
+        shb()
+        + idb("<", ETHERNET, options=options)
+        + epb("<", 0, 1, FRAME_A)
+        + epb("<", 0, ticks, FRAME_A)
+    )
+    with pytest.raises(CaptureFormatError) as info:
+        count_frames(path)
+    assert f"{path}: packet at byte " in str(info.value)
+    assert "has a timestamp outside years 1970-9999" in str(info.value)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sensors.errors import ShipRejectedError, ShipUnreachableError
+from sensors.errors import ShipError, ShipRejectedError, ShipUnreachableError
 from sensors.shipper import Shipper, ShipperConfig
 
 
@@ -141,3 +141,20 @@ def test_an_unreachable_service_gives_up_when_the_budget_is_spent(sleeps: list[f
 def test_the_token_never_appears_in_the_config_repr() -> None:
     config = ShipperConfig(api_url="https://x", token="tw_abc_supersecret", sensor_id="s")
     assert "supersecret" not in repr(config)
+
+
+def test_a_nonsense_retry_after_falls_back_to_backoff(sleeps: list[float]) -> None:
+    script = [(503, {"Retry-After": "nan"}, {}), (429, {"Retry-After": "Wed, 21 Oct 2026"}, {}), OK]
+    with ScriptedServer(script) as server, shipper_for(server.url, sleeps) as shipper:
+        shipper.send(RECORDS)
+    assert [0.5, 1.0] == sleeps
+
+
+def test_a_reply_that_is_not_from_trustwatch_is_a_ship_error(sleeps: list[float]) -> None:
+    script = [(200, {}, {"html": "<h1>captive portal</h1>"})]
+    with (
+        ScriptedServer(script) as server,
+        shipper_for(server.url, sleeps) as shipper,
+        pytest.raises(ShipError, match="is --api the TrustWatch service"),
+    ):
+        shipper.send(RECORDS)
