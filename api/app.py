@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.dependencies import Clock
 from api.errors import ApiError, StoreError
+from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
 from api.routers import flows, health, ingest, sensors, tokens
 from api.settings import Settings
@@ -76,5 +77,11 @@ def create_app(
             headers={"Retry-After": "5"},
         )
 
+    # Added last is outermost: the request middleware also counts and logs refused bodies.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        default=SMALL_BODY_LIMIT,
+        per_path={"/api/v1/ingest": settings.max_body_bytes},
+    )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
     return app

@@ -17,8 +17,8 @@ from api.errors import BadRequestError, PayloadTooLargeError, UnsupportedMediaTy
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 
 
-async def read_json_body(request: Request, *, max_bytes: int, max_decompressed: int) -> bytes:
-    """Return the (decompressed) body of a JSON request, or raise a 4xx :class:`ApiError`."""
+def json_encoding(request: Request) -> str:
+    """Check a JSON request's headers; return its content encoding (``identity`` or ``gzip``)."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise UnsupportedMediaTypeError("send Content-Type: application/json")
@@ -27,6 +27,11 @@ async def read_json_body(request: Request, *, max_bytes: int, max_decompressed: 
         raise UnsupportedMediaTypeError(
             f"Content-Encoding {encoding!r} is not supported; use gzip or none"
         )
+    return encoding
+
+
+async def read_body(request: Request, *, max_bytes: int) -> bytes:
+    """The body as sent, at most ``max_bytes`` (the header may lie, or be absent)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -40,10 +45,18 @@ async def read_json_body(request: Request, *, max_bytes: int, max_decompressed: 
         if size > max_bytes:
             raise PayloadTooLargeError(f"body exceeds the limit of {max_bytes} bytes")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    if encoding == "gzip":
-        return gunzip(body, max_decompressed)
-    return body
+    return b"".join(chunks)
+
+
+async def read_json_body(request: Request, *, max_bytes: int, max_decompressed: int) -> bytes:
+    """Return the (decompressed) body of a small JSON request, or raise a 4xx :class:`ApiError`.
+
+    Decompresses on the event loop: for small bodies only. Large ones (ingest) read with
+    :func:`read_body` and decompress in a worker thread with :func:`gunzip`.
+    """
+    encoding = json_encoding(request)
+    body = await read_body(request, max_bytes=max_bytes)
+    return gunzip(body, max_decompressed) if encoding == "gzip" else body
 
 
 def gunzip(body: bytes, limit: int) -> bytes:

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.set_defaults(handler=_token_list)
     revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[data_dir])
-    revoke.add_argument("id", type=int)
+    revoke.add_argument("id", type=_row_id)
     revoke.set_defaults(handler=_token_revoke)
 
     sensor_cli.add_commands(commands)
@@ -168,6 +168,13 @@ def _token_revoke(args: argparse.Namespace) -> int:
         return _fail(f"no token with id {args.id}", EXIT_FAILED)
     sys.stderr.write(f"revoked token {info.id} ({info.name})\n")
     return EXIT_OK
+
+
+def _row_id(text: str) -> int:
+    """An argparse type: a token id as the store numbers them (1 to 2**63 - 1)."""
+    if not text.isdigit() or not 1 <= int(text) < 2**63:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a token id (see `token list`)")
+    return int(text)
 
 
 def _fail(message: str, code: int) -> int:

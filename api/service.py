@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import signal
+import ssl
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 def serve(settings: Settings) -> None:
     """Run the service until interrupted (SIGINT or SIGTERM), then close everything."""
     configure_logging(settings.log_level)
+    _check_tls(settings)
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal with the handler
     # it found in place: make that handler an exit, so the ``finally`` blocks below run (the
     # store checkpoints and closes, the lock is released) instead of the process dying.
@@ -74,9 +75,29 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
+def _check_tls(settings: Settings) -> None:
+    """Load the certificate and key now, so a mistake stops start-up before anything is made."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {settings.tls_cert} with key {settings.tls_key}: {exc}"
+        ) from exc
+
+
 def _lock_data_dir(data_dir: Path) -> IO[bytes]:
     try:
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not data_dir.exists():
+            data_dir.mkdir(mode=0o700, parents=True)
+        elif data_dir.stat().st_mode & 0o077:
+            # Not ours to change (it may be shared): the store's files are private anyway.
+            log.warning(
+                "data directory is readable by other users; the store files themselves are not",
+                extra={"data_dir": str(data_dir)},
+            )
         handle = (data_dir / "serve.lock").open("ab")
     except OSError as exc:
         raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
@@ -87,7 +108,6 @@ def _lock_data_dir(data_dir: Path) -> IO[bytes]:
         raise ConfigError(
             f"another trustwatch serve is running on {data_dir}; one service per data directory"
         ) from exc
-    os.chmod(data_dir, 0o700)
     return handle
 
 

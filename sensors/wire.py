@@ -38,6 +38,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictInt,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -94,6 +95,18 @@ class Transport(enum.StrEnum):
     ESP = "esp"
     AH = "ah"
     OTHER = "other"
+
+
+_IANA_NUMBERS: Final = {
+    Transport.TCP: "6",
+    Transport.UDP: "17",
+    Transport.ICMP: "1",
+    Transport.ICMPV6: "58",
+    Transport.SCTP: "132",
+    Transport.GRE: "47",
+    Transport.ESP: "50",
+    Transport.AH: "51",
+}
 
 
 class NetworkType(enum.StrEnum):
@@ -156,6 +169,14 @@ class FlowRecord(BaseModel):
             raise ValueError("event.end is before event.start")
         if type(self.source_ip) is not type(self.destination_ip):
             raise ValueError("source.ip and destination.ip are of different IP versions")
+        if (self.network_type is NetworkType.IPV4) != (self.source_ip.version == 4):
+            raise ValueError(f"network.type is {self.network_type} but the addresses are not")
+        expected = _IANA_NUMBERS.get(self.network_transport)
+        if expected is not None and self.network_iana_number != expected:
+            raise ValueError(
+                f"network.iana_number {self.network_iana_number} is not "
+                f"{self.network_transport} ({expected})"
+            )
         return self
 
 
@@ -214,7 +235,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int
+    schema_version: StrictInt
     sensor_id: SensorId
     sent_at: AwareDatetime
     records: list[Any]
@@ -235,7 +256,7 @@ class Heartbeat(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int
+    schema_version: StrictInt
     sensor_id: SensorId
     sent_at: AwareDatetime
     sensor_version: Annotated[str, StringConstraints(max_length=64)]

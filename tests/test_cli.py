@@ -41,7 +41,7 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert "created sensor token 1 (edge-1) for sensor edge-1; shown once" in created.stderr
 
     listed = run("token", "list", "--data-dir", data)
-    assert token.split("_")[2] not in listed.stdout
+    assert token.split("_", 2)[2] not in listed.stdout
     assert [
         "1",
         "sensor",

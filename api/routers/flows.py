@@ -83,7 +83,9 @@ def encode_cursor(after: tuple[int, int]) -> str:
 def decode_cursor(cursor: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        start, seq = raw.split(":")
-        return int(start), int(seq)
+        start, seq = (int(part) for part in raw.split(":"))
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise UnprocessableError("cursor is not one this API issued") from exc
+    if not (0 <= start < 2**63 and 0 <= seq < 2**63):  # what SQLite's integers hold
+        raise UnprocessableError("cursor is not one this API issued")
+    return start, seq

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import SensorPrincipal
-from api.body import read_json_body
+from api.body import gunzip, json_encoding, read_body
 from api.dependencies import ClockDep, MetricsDep, SettingsDep, StoreDep
 from api.errors import (
     BadRequestError,
@@ -71,29 +71,32 @@ async def ingest(
     clock: ClockDep,
     metrics: MetricsDep,
 ) -> IngestReply:
-    body = await read_json_body(
-        request,
-        max_bytes=settings.max_body_bytes,
-        max_decompressed=settings.max_decompressed_bytes,
+    encoding = json_encoding(request)
+    raw = await read_body(request, max_bytes=settings.max_body_bytes)
+    # Decompression, parsing, validation and the store all run in a worker thread: inflating
+    # up to max_decompressed_bytes on the event loop would stall every other request.
+    return await run_in_threadpool(
+        _store_batch, raw, encoding == "gzip", principal, settings, store, clock(), metrics
     )
-    return await run_in_threadpool(_store_batch, body, principal, settings, store, clock(), metrics)
 
 
 def _store_batch(
-    body: bytes,
+    raw: bytes,
+    compressed: bool,
     principal: Principal,
     settings: Settings,
     store: Store,
     now: datetime,
     metrics: Metrics,
 ) -> IngestReply:
+    body = gunzip(raw, settings.max_decompressed_bytes) if compressed else raw
     envelope = parse_envelope(body, principal, settings)
     flows: list[FlowRecord] = []
     scans: list[ScanRecord] = []
     rejected: list[Rejection] = []
-    for index, raw in enumerate(envelope.records):
+    for index, item in enumerate(envelope.records):
         try:
-            record = validate_record(raw)
+            record = validate_record(item)
         except ValidationError as exc:
             rejected.append(Rejection(index=index, error=describe_error(exc)))
             continue

@@ -55,7 +55,10 @@ def list_tokens(_: AdminPrincipal, store: StoreDep) -> list[PrincipalInfo]:
 
 @router.delete("/api/v1/tokens/{token_id}", response_model=PrincipalInfo)
 def revoke_token(
-    token_id: Annotated[int, Path(ge=1)], _: AdminPrincipal, store: StoreDep, clock: ClockDep
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    _: AdminPrincipal,
+    store: StoreDep,
+    clock: ClockDep,
 ) -> PrincipalInfo:
     info = store.revoke_principal(token_id, clock())
     if info is None:

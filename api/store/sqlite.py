@@ -8,12 +8,13 @@ a small pool of read-only connections.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -69,19 +70,29 @@ class SqliteStore:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not path.exists():
-                # Create the file private before SQLite touches it; WAL files follow its mode.
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            writer = _connect(path, readonly=False)
-        except (OSError, sqlite3.Error) as exc:
+            # Processes opening the same new store at once (the first `serve` and a
+            # `token create`) take turns: switching to WAL and migrating are not safe to race.
+            lock_fd = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:
             raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-        store = cls(path, writer)
         try:
-            store._migrate()
-        except BaseException:
-            writer.close()
-            raise
-        return store
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                if not path.exists():
+                    # Create the file private before SQLite does; WAL files follow its mode.
+                    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                writer = _connect(path, readonly=False)
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+            store = cls(path, writer)
+            try:
+                store._migrate()
+            except BaseException:
+                writer.close()
+                raise
+            return store
+        finally:
+            os.close(lock_fd)  # closing releases the lock
 
     def close(self) -> None:
         if self._closed:
@@ -120,38 +131,45 @@ class SqliteStore:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; SQLite's errors leave as :class:`StoreError`."""
         with self._write_lock:
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except BaseException as exc:
+                with suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error | OverflowError):
+                    raise StoreError(f"store write failed: {exc}") from exc
                 raise
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
+        """A pooled read-only connection; SQLite's errors leave as :class:`StoreError`."""
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
-            conn = _connect(self.path, readonly=True)
+            try:
+                conn = _connect(self.path, readonly=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
             with self._readers_lock:
                 self._all_readers.append(conn)
         try:
             yield conn
+        except (sqlite3.Error, OverflowError) as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
         finally:
             # The pool grows to the number of threads reading at once (the server's thread
             # pool bounds it) and is reused from then on.
             self._readers.put(conn)
 
     def ping(self) -> None:
-        try:
-            with self._read() as conn:
-                conn.execute("SELECT 1").fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"store unavailable: {exc}") from exc
+        with self._read() as conn:
+            conn.execute("SELECT 1").fetchone()
 
     # -- principals -------------------------------------------------------------------------
 
@@ -303,29 +321,26 @@ class SqliteStore:
             )
             for scan in scans
         ]
-        try:
-            with self._write() as conn:
-                before = conn.total_changes
-                conn.executemany(
-                    "INSERT OR IGNORE INTO flows (sensor_id, event_id, start_us, end_us, src_ip,"
-                    " src_port, dst_ip, dst_port, transport, received_us, doc)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    flow_rows,
-                )
-                conn.executemany(
-                    "INSERT OR IGNORE INTO scans (sensor_id, event_id, target, start_us, end_us,"
-                    " received_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    scan_rows,
-                )
-                inserted = conn.total_changes - before
-                conn.execute(
-                    "UPDATE sensors SET last_seen_us = max(coalesce(last_seen_us, 0), ?),"
-                    " records_received = records_received + ?,"
-                    " batches_received = batches_received + 1 WHERE sensor_id = ?",
-                    (received, inserted, sensor_id),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"ingest failed: {exc}") from exc
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO flows (sensor_id, event_id, start_us, end_us, src_ip,"
+                " src_port, dst_ip, dst_port, transport, received_us, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                flow_rows,
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO scans (sensor_id, event_id, target, start_us, end_us,"
+                " received_us, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                scan_rows,
+            )
+            inserted = conn.total_changes - before
+            conn.execute(
+                "UPDATE sensors SET last_seen_us = max(coalesce(last_seen_us, 0), ?),"
+                " records_received = records_received + ?,"
+                " batches_received = batches_received + 1 WHERE sensor_id = ?",
+                (received, inserted, sensor_id),
+            )
         return IngestCounts(inserted=inserted, duplicates=len(flows) + len(scans) - inserted)
 
     def query_flows(self, query: FlowQuery) -> FlowPage:

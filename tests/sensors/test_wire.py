@@ -88,10 +88,18 @@ def test_the_server_accepts_this_version_and_the_one_before() -> None:
 
 def test_a_flow_round_trips_with_canonical_values() -> None:
     record = validate_record(
-        flow(**{"source.ip": "2001:DB8:0::1", "destination.ip": "2001:db8::2"})
+        flow(
+            **{
+                "source.ip": "2001:DB8:0::1",
+                "destination.ip": "2001:db8::2",
+                "network.type": "ipv6",
+            }
+        )
     )
     assert isinstance(record, FlowRecord)
-    expected = flow(**{"source.ip": "2001:db8::1", "destination.ip": "2001:db8::2"})
+    expected = flow(
+        **{"source.ip": "2001:db8::1", "destination.ip": "2001:db8::2", "network.type": "ipv6"}
+    )
     expected["event.end"] = "2026-01-01T00:00:01.500000Z"
     assert expected == dump_record(record)
 
@@ -142,6 +150,11 @@ def test_a_scan_round_trips_and_lowercases_its_domain() -> None:
             "check ids repeat",
         ),
         (scan(checks=[{"id": "a", "status": "broken"}]), "checks.0.status: Input should be"),
+        (
+            flow(**{"source.ip": "2001:db8::1", "destination.ip": "2001:db8::2"}),
+            "network.type is ipv4 but the addresses are not",
+        ),
+        (flow(**{"network.iana_number": "250"}), "network.iana_number 250 is not tcp (6)"),
         ([1, 2], "record: Input should be a valid dictionary"),
     ],
 )
