@@ -10,7 +10,6 @@ needs ``allow_plaintext = true`` (meaning a TLS proxy sits in front).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -24,6 +23,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
+from sensors.addresses import is_loopback_host
 
 ENV_PREFIX: Final = "TRUSTWATCH_"
 # Variables with the prefix that are not service settings: they belong to the sensor, the
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     def _refuse_insecure(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
-        if self.tls_cert is None and not self.allow_plaintext and not _is_loopback(self.host):
+        if self.tls_cert is None and not self.allow_plaintext and not is_loopback_host(self.host):
             raise ValueError(
                 f"host {self.host} is not loopback and no TLS is configured: set tls_cert and "
                 "tls_key, or allow_plaintext = true if a TLS proxy terminates connections"
@@ -141,12 +141,3 @@ def _describe(exc: ValidationError, config_file: str | None) -> str:
         parts.append(f"{name}: {error['msg']}")
     where = f" (environment or {config_file})" if config_file else ""
     return "invalid configuration" + where + ": " + "; ".join(parts)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -6,7 +6,6 @@ Registered into the main command by :mod:`api.cli`; needs only the ``sensor`` ex
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import math
 import os
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from sensors.addresses import is_loopback_host
 from sensors.errors import CaptureError, SensorError, ShipError
 from sensors.flows import MeterConfig
 from sensors.net import ApiSink, JsonlSink, NetSummary, RecordSink, meter_capture
@@ -178,20 +178,11 @@ def _check_api_url(url: str, *, allow_plaintext: bool) -> None:
     parsed = urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise SensorError(f"--api {url!r}: give the service's URL, e.g. https://tw.example:8470")
-    if parsed.scheme == "http" and not allow_plaintext and not _is_loopback(parsed.hostname):
+    if parsed.scheme == "http" and not allow_plaintext and not is_loopback_host(parsed.hostname):
         raise SensorError(
             f"--api {url!r} is plain HTTP beyond this host: the token would cross the network "
             "in clear. Use https://, or --allow-plaintext inside a protected segment."
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _token(args: argparse.Namespace) -> str:

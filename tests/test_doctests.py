@@ -9,6 +9,7 @@ import pytest
 
 MODULES = (
     "sensors.wire",
+    "sensors.addresses",
     "sensors.flows",
     "sensors.packet",
     "api.tokens",
