@@ -64,6 +64,9 @@ class Packet(NamedTuple):
 
     ``sport``/``dport`` are -1 when the protocol has no ports; for ICMP they carry the
     message's type and code. ``ip_len`` is the IP total length from the header.
+    ``payload_at`` is where the transport payload starts in the frame, ``payload_len`` how long
+    the IP header says it is (the capture may hold less: slice the frame, never trust the
+    length alone).
     """
 
     ts_ns: int
@@ -76,6 +79,8 @@ class Packet(NamedTuple):
     ip_len: int
     tcp_flags: int
     vlan: int
+    payload_at: int = 0
+    payload_len: int = 0
 
 
 @dataclass
@@ -179,7 +184,9 @@ class PacketDecoder:
         src = data[offset + 12 : offset + 16]
         dst = data[offset + 16 : offset + 20]
         end = min(len(data), offset + total)
-        return self._transport(ts_ns, 4, src, dst, proto, data, offset + ihl, end, total, vlan)
+        return self._transport(
+            ts_ns, 4, src, dst, proto, data, offset + ihl, end, offset, total, vlan
+        )
 
     def _ipv6(self, ts_ns: int, data: bytes, offset: int, vlan: int) -> Packet | None:
         if len(data) < offset + 40 or data[offset] >> 4 != 6:
@@ -219,7 +226,7 @@ class PacketDecoder:
         # A jumbogram says 0 here; fall back to what was captured.
         total = 40 + payload_len if payload_len else len(data) - offset
         end = min(len(data), offset + total)
-        return self._transport(ts_ns, 6, src, dst, proto, data, pos, end, total, vlan)
+        return self._transport(ts_ns, 6, src, dst, proto, data, pos, end, offset, total, vlan)
 
     def _transport(
         self,
@@ -231,6 +238,7 @@ class PacketDecoder:
         data: bytes,
         pos: int,
         end: int,
+        ip_start: int,
         ip_len: int,
         vlan: int,
     ) -> Packet | None:
@@ -238,21 +246,43 @@ class PacketDecoder:
         # Ethernet padding after a short IP packet is never read as a header.
         sport = dport = -1
         flags = 0
+        payload_at = pos
         if proto == PROTO_TCP:
             if end < pos + 14:
                 self.counters.malformed += 1
                 return None
             sport, dport = _PORTS.unpack_from(data, pos)
             flags = data[pos + 13]
+            header = (data[pos + 12] >> 4) * 4
+            if header < 20:
+                self.counters.malformed += 1  # a data offset below the header's own size
+                return None
+            payload_at = pos + header
         elif proto in (PROTO_UDP, PROTO_SCTP):
             if end < pos + 4:
                 self.counters.malformed += 1
                 return None
             sport, dport = _PORTS.unpack_from(data, pos)
+            payload_at = pos + (8 if proto == PROTO_UDP else 12)
         elif proto in (PROTO_ICMP, PROTO_ICMPV6):
             if end < pos + 2:
                 self.counters.malformed += 1
                 return None
             sport, dport = data[pos], data[pos + 1]
+            payload_at = pos + 8
+        payload_len = ip_start + ip_len - payload_at
         self.counters.decoded += 1
-        return Packet(ts_ns, version, src, dst, proto, sport, dport, ip_len, flags, vlan)
+        return Packet(
+            ts_ns,
+            version,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            ip_len,
+            flags,
+            vlan,
+            payload_at,
+            payload_len if payload_len > 0 else 0,
+        )

@@ -26,7 +26,8 @@ from scapy.layers.sctp import SCTP
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
-from sensors.packet import _MAX_IPV6_EXT, DecodeCounters, Packet, PacketDecoder
+from sensors.packet import _MAX_IPV6_EXT, DecodeCounters, Packet
+from sensors.packet import PacketDecoder as FullDecoder
 from sensors.pcapfile import read_frames
 from tests.conftest import SHARED_DATA, shared_capture
 
@@ -45,6 +46,15 @@ DISPOSITIONS = ("decoded", "non_ip", "unsupported_link", "malformed", "later_fra
 
 SRC4, DST4 = socket.inet_aton(A4), socket.inet_aton(B4)
 SRC6, DST6 = socket.inet_pton(socket.AF_INET6, A6), socket.inet_pton(socket.AF_INET6, B6)
+
+
+class PacketDecoder(FullDecoder):
+    """The decoder with the payload position left out, so that the header tests below compare
+    whole values of the header fields; ``test_payload_*`` check the payload fields."""
+
+    def decode(self, ts_ns: int, linktype: int, data: bytes) -> Packet | None:
+        packet = super().decode(ts_ns, linktype, data)
+        return None if packet is None else packet._replace(payload_at=0, payload_len=0)
 
 
 def eth() -> ScapyPacket:
@@ -595,3 +605,55 @@ def test_ipv6_evasion_captures_agree_with_scapy(relative: str) -> None:
             )
         )
     assert expected == actual
+
+
+# --- payload position -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "payload"),
+    [
+        (
+            eth() / ip4() / TCP(sport=1, dport=2, flags="PA") / Raw(b"GET / HTTP/1.1\r\n"),
+            b"GET / HTTP/1.1\r\n",
+        ),
+        (
+            eth()
+            / ip4()
+            / TCP(sport=1, dport=2, options=[("MSS", 1460), ("NOP", None), ("SAckOK", b"")])
+            / Raw(b"x" * 7),
+            b"x" * 7,
+        ),
+        (eth() / ip4() / UDP(sport=5353, dport=53) / Raw(b"\x12\x34query"), b"\x12\x34query"),
+        (eth() / ip4() / ICMP(type=8) / Raw(b"ping-data"), b"ping-data"),
+        (eth() / ip6() / IPv6ExtHdrHopByHop() / TCP(sport=1, dport=2) / Raw(b"v6"), b"v6"),
+        (eth() / ip4() / TCP(sport=1, dport=2, flags="S"), b""),
+    ],
+)
+def test_payload_position_and_length(frame: ScapyPacket, payload: bytes) -> None:
+    data = bytes(frame)
+    packet = FullDecoder().decode(TS, ETHERNET, data)
+    assert packet is not None
+    assert (payload, len(payload)) == (
+        data[packet.payload_at : packet.payload_at + packet.payload_len],
+        packet.payload_len,
+    )
+
+
+def test_payload_length_comes_from_the_ip_header_not_padding_or_snap_length() -> None:
+    decoder = FullDecoder()
+    short = bytes(eth() / ip4() / TCP(sport=1, dport=2, flags="A"))
+    padded = decoder.decode(TS, ETHERNET, short + bytes(60 - len(short)))  # Ethernet padding
+    full = bytes(eth() / ip4() / TCP(sport=1, dport=2, flags="PA") / Raw(b"z" * 1000))
+    snapped = decoder.decode(TS, ETHERNET, full[:96])  # captured with a 96-byte snap length
+    assert padded is not None
+    assert snapped is not None
+    assert (0, 1000) == (padded.payload_len, snapped.payload_len)
+
+
+def test_a_tcp_data_offset_below_twenty_bytes_is_malformed() -> None:
+    decoder = FullDecoder()
+    frame = bytearray(bytes(eth() / ip4() / TCP(sport=1, dport=2)))
+    frame[14 + 20 + 12] = 0x40  # data offset 4 words = 16 bytes, less than the header
+    assert decoder.decode(TS, ETHERNET, bytes(frame)) is None
+    assert DecodeCounters(malformed=1) == decoder.counters
