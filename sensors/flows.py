@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from sensors.appmeta import AppState
 from sensors.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, Packet
 from sensors.wire import FLOW_DATASET, FlowEndReason
 
@@ -61,6 +62,76 @@ _ICMP6_REQUEST: Final = {
     144: 144,
     145: 144,
 }
+
+# Zeek's connection history, the letters kept: S a SYN, H a SYN-ACK, A a pure ACK, D data,
+# F a FIN, R a RST; upper case from the originator, lower case from the responder, each
+# letter once, in the order first seen. Bits 0-5 are the originator's, 6-11 the responder's.
+_S, _H, _A, _D, _F, _R = 1, 2, 4, 8, 16, 32
+_LETTERS: Final = "SHADFR"
+
+
+def _letters_of_flags(flags: int) -> int:
+    bits = 0
+    if flags & _SYN:
+        bits |= _H if flags & _ACK else _S
+    if flags & _FIN:
+        bits |= _F
+    if flags & _RST:
+        bits |= _R
+    if flags & _ACK and not flags & (_SYN | _FIN | _RST):
+        bits |= _A
+    return bits
+
+
+_FLAG_LETTERS: Final = tuple(_letters_of_flags(f) for f in range(256))
+
+
+def _history_letters(new: int) -> str:
+    out = ""
+    for i, letter in enumerate(_LETTERS):
+        if new & (1 << i):
+            out += letter
+        if new & (1 << (i + 6)):
+            out += letter.lower()
+    return out
+
+
+def conn_state(flow: Flow) -> str:
+    """Zeek's ``conn_state`` of a flow, from the history it saw.
+
+    S0 no reply; REJ refused; S1 established, not closed; SF closed by both; S2/S3 closed by
+    the originator/responder only; RSTO/RSTR aborted by the originator/responder; RSTOS0,
+    RSTRH, SH, SHR half-open variants; OTH no SYN seen. Non-TCP: SF if both sides spoke,
+    else S0.
+    """
+    seen = flow.seen
+    if flow.proto != PROTO_TCP:
+        return "SF" if flow.src_packets and flow.dst_packets else "S0"
+    syn, synack = seen & _S, seen & (_H << 6)
+    o_fin, r_fin = seen & _F, seen & (_F << 6)
+    o_rst, r_rst = seen & _R, seen & (_R << 6)
+    if syn and not synack:
+        if r_rst:
+            return "REJ"
+        if o_rst:
+            return "RSTOS0"
+        return "SH" if o_fin else "S0"
+    if synack and not syn:
+        if r_rst:
+            return "RSTRH"
+        return "SHR" if r_fin else "OTH"
+    if not syn:
+        return "OTH"
+    if o_rst:
+        return "RSTO"
+    if r_rst:
+        return "RSTR"
+    if o_fin and r_fin:
+        return "SF"
+    if o_fin:
+        return "S2"
+    return "S3" if r_fin else "S1"
+
 
 _TRANSPORT_NAMES: Final = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 47: "gre"}
 _TRANSPORT_NAMES_MORE: Final = {50: "esp", 51: "ah"}
@@ -102,19 +173,21 @@ class Flow:
     """One flow's state while the meter follows it (internal; exported as a record)."""
 
     __slots__ = (
+        "app",
         "closing",
         "dport",
         "dst",
         "dst_bytes",
         "dst_packets",
-        "fin_dst",
-        "fin_src",
         "first_ns",
         "flags",
+        "history",
+        "inspect",
         "key",
         "last_ns",
         "proto",
         "reason",
+        "seen",
         "sport",
         "src",
         "src_bytes",
@@ -135,7 +208,10 @@ class Flow:
         self.first_ns = self.last_ns = p.ts_ns
         self.src_bytes = self.src_packets = self.dst_bytes = self.dst_packets = 0
         self.flags: dict[int, int] = {}
-        self.fin_src = self.fin_dst = False
+        self.history = "^" if swap else ""  # Zeek marks a flipped direction with ^
+        self.seen = 0  # history letters seen, a bit each: see _LETTERS
+        self.app: AppState | None = None
+        self.inspect = True  # still looking for application metadata
         self.closing = False
         self.reason = FlowEndReason.END_OF_CAPTURE
 
@@ -167,8 +243,12 @@ class FlowMeter:
     def __len__(self) -> int:
         return len(self._table)
 
-    def add(self, p: Packet) -> None:
-        """Account one packet; flows it ends (or that expire by its time) go to :attr:`ended`."""
+    def add(self, p: Packet, frame: bytes = b"") -> None:
+        """Account one packet; flows it ends (or that expire by its time) go to :attr:`ended`.
+
+        With ``frame`` (the packet's bytes), the first payloads of a flow are also read for
+        application metadata (:mod:`sensors.appmeta`).
+        """
         self.counters.packets += 1
         ts = p.ts_ns
         if ts < self._previous - _NS:
@@ -219,16 +299,27 @@ class FlowMeter:
         flow.last_ns = max(flow.last_ns, ts)
         if proto == PROTO_TCP:
             flow.flags[flags] = flow.flags.get(flags, 0) + 1
-            if flags & (_RST | _FIN) and not flow.closing:
-                if flags & _RST:
+            bits = _FLAG_LETTERS[flags]
+            if p.payload_len:
+                bits = (bits & ~_A) | _D
+            if not forward:
+                bits <<= 6
+            new = bits & ~flow.seen
+            if new:
+                flow.seen |= new
+                flow.history += _history_letters(new)
+                if new & (_R | _R << 6) and not flow.closing:
                     self._close(key, flow, FlowEndReason.RST, ts)
-                else:
-                    if forward:
-                        flow.fin_src = True
-                    else:
-                        flow.fin_dst = True
-                    if flow.fin_src and flow.fin_dst:
-                        self._close(key, flow, FlowEndReason.FIN, ts)
+                elif flow.seen & _F and flow.seen & (_F << 6) and not flow.closing:
+                    self._close(key, flow, FlowEndReason.FIN, ts)
+        if p.payload_len and frame and flow.inspect:
+            app = flow.app
+            if app is None:
+                app = flow.app = AppState(proto, flow.sport, flow.dport)
+            if not app.done:
+                app.feed(forward, frame[p.payload_at : p.payload_at + p.payload_len])
+            if app.done:
+                flow.inspect = False
 
     def expire(self, now_ns: int) -> None:
         """End the flows that are idle, or done lingering, at ``now_ns`` (packet time).
@@ -347,9 +438,13 @@ class FlowExporter:
         elif flow.sport >= 0:
             record["source.port"] = flow.sport
             record["destination.port"] = flow.dport
+        record["flow.state"] = conn_state(flow)
         if flow.proto == PROTO_TCP:
+            record["flow.history"] = flow.history
             for name, count in flow.tcp_flag_counts().items():
                 record[f"flow.tcp_flags.{name}"] = count
+        if flow.app is not None:
+            record.update(flow.app.result())
         return record
 
     def _event_id(self, flow: Flow) -> str:

@@ -141,7 +141,7 @@ def meter_capture(
                 packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
                 if packet is None:
                     continue
-                meter.add(packet)
+                meter.add(packet, frame.data)
                 if meter.ended:
                     pending.extend(exporter.record(flow) for flow in meter.drain())
                     if len(pending) >= batch_size:

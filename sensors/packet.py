@@ -12,7 +12,7 @@ saying why not; malformed input never raises.
 >>> eth = bytes(12) + b"\\x08\\x00"
 >>> ip = bytes([0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]) + socket.inet_aton("10.0.0.1")
 >>> ip += socket.inet_aton("10.0.0.2")
->>> tcp = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + bytes(9) + b"\\x02" + bytes(6)
+>>> tcp = (40000).to_bytes(2, "big") + (80).to_bytes(2, "big") + bytes(8) + b"\\x50\\x02" + bytes(6)
 >>> decoder = PacketDecoder()
 >>> p = decoder.decode(1_000, 1, eth + ip + tcp)
 >>> (p.proto, p.sport, p.dport, p.tcp_flags, p.ip_len)

@@ -45,8 +45,12 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA_VERSION: Final = 1
-"""The version this code writes. The server also accepts ``SCHEMA_VERSION - 1`` once it exists."""
+SCHEMA_VERSION: Final = 2
+"""The version this code writes. The server also accepts ``SCHEMA_VERSION - 1``.
+
+History: 1, the first; 2 adds the connection state and history (``flow.state``,
+``flow.history``) and application metadata (DNS, TLS, HTTP). Every version-1 record is a valid
+version-2 record, so one model reads both."""
 
 ACCEPTED_SCHEMA_VERSIONS: Final = frozenset(
     v for v in (SCHEMA_VERSION, SCHEMA_VERSION - 1) if v >= 1
@@ -65,6 +69,9 @@ Count = Annotated[int, Field(ge=0, le=2**62)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 IpAddress = IPv4Address | IPv6Address
 ShortText = Annotated[str, StringConstraints(max_length=2048)]
+Text8 = Annotated[str, StringConstraints(max_length=8)]
+Text255 = Annotated[str, StringConstraints(max_length=255)]
+Text1024 = Annotated[str, StringConstraints(max_length=1024)]
 
 # Records are immutable, reject fields they do not know, and are addressed by their ECS names.
 _RECORD_CONFIG = ConfigDict(
@@ -163,6 +170,38 @@ class FlowRecord(BaseModel):
     tcp_flags_ece: Count | None = Field(default=None, alias="flow.tcp_flags.ece")
     tcp_flags_cwr: Count | None = Field(default=None, alias="flow.tcp_flags.cwr")
 
+    # Version 2: connection state, and what the first packets said at the application layer.
+    flow_state: ConnState | None = Field(default=None, alias="flow.state")
+    flow_history: Annotated[str, StringConstraints(pattern=r"^\^?[SHADFRshadfr]{0,12}$")] | None = (
+        Field(default=None, alias="flow.history")
+    )
+    dns_question_name: Text1024 | None = Field(default=None, alias="dns.question.name")
+    dns_question_type: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,10}$")] | None = (
+        Field(default=None, alias="dns.question.type")
+    )
+    dns_response_code: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,12}$")] | None = (
+        Field(default=None, alias="dns.response_code")
+    )
+    dns_queries: Count | None = Field(default=None, alias="flow.dns.queries")
+    dns_unique_names: Count | None = Field(default=None, alias="flow.dns.unique_names")
+    dns_max_name_length: Count | None = Field(default=None, alias="flow.dns.max_name_length")
+    tls_server_name: Text255 | None = Field(default=None, alias="tls.client.server_name")
+    tls_ja3: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None, alias="tls.client.ja3"
+    )
+    tls_version: Text8 | None = Field(default=None, alias="tls.version")
+    tls_version_protocol: Literal["tls"] | None = Field(default=None, alias="tls.version_protocol")
+    http_request_method: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,16}$")] | None = Field(
+        default=None, alias="http.request.method"
+    )
+    http_version: Text8 | None = Field(default=None, alias="http.version")
+    url_original: ShortText | None = Field(default=None, alias="url.original")
+    url_domain: Text1024 | None = Field(default=None, alias="url.domain")
+    user_agent_original: Text1024 | None = Field(default=None, alias="user_agent.original")
+    http_response_status_code: Annotated[int, Field(ge=100, le=999)] | None = Field(
+        default=None, alias="http.response.status_code"
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> FlowRecord:
         if self.event_end < self.event_start:
@@ -178,6 +217,24 @@ class FlowRecord(BaseModel):
                 f"{self.network_transport} ({expected})"
             )
         return self
+
+
+class ConnState(enum.StrEnum):
+    """``flow.state``: Zeek's ``conn_state`` (see ``sensors.flows.conn_state``)."""
+
+    S0 = "S0"
+    S1 = "S1"
+    SF = "SF"
+    REJ = "REJ"
+    S2 = "S2"
+    S3 = "S3"
+    RSTO = "RSTO"
+    RSTR = "RSTR"
+    RSTOS0 = "RSTOS0"
+    RSTRH = "RSTRH"
+    SH = "SH"
+    SHR = "SHR"
+    OTH = "OTH"
 
 
 class CheckStatus(enum.StrEnum):

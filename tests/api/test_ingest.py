@@ -134,9 +134,9 @@ def test_bad_records_are_rejected_one_by_one_and_the_rest_stored(
             "schema_version 0 is not supported",
         ),
         (
-            orjson.dumps(envelope(flows(1), schema_version=2)),
+            orjson.dumps(envelope(flows(1), schema_version=3)),
             422,
-            "schema_version 2 is not supported",
+            "schema_version 3 is not supported; this server accepts 1, 2",
         ),
         (
             orjson.dumps(envelope(flows(1), extra_field=1)),

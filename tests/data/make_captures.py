@@ -19,6 +19,8 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import wrpcap
 
+from sensors.protocols.tls import client_hello_for_tests
+
 HERE = Path(__file__).resolve().parent
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
@@ -92,6 +94,55 @@ def icmp_pings(t: float, c: str, s: str, count: int) -> list[Packet]:
     return packets
 
 
+def tcp_exchange(
+    t: float, c: str, s: str, cport: int, sport: int, up: list[bytes], down: list[bytes]
+) -> list[Packet]:
+    """Handshake, the client's segments, then the server's, then FIN from both sides."""
+    packets = []
+    seq_c, seq_s = 1000, 5000
+
+    def to_server(flags: str, data: bytes = b"") -> Packet:
+        segment = _eth(True) / IP(src=c, dst=s) / TCP(sport=cport, dport=sport, flags=flags)
+        return segment / Raw(data) if data else segment
+
+    def to_client(flags: str, data: bytes = b"") -> Packet:
+        segment = _eth(False) / IP(src=s, dst=c) / TCP(sport=sport, dport=cport, flags=flags)
+        return segment / Raw(data) if data else segment
+
+    script = [to_server("S"), to_client("SA"), to_server("A")]
+    script += [to_server("PA", chunk) for chunk in up]
+    script += [to_client("PA", chunk) for chunk in down]
+    script += [to_server("FA"), to_client("FA"), to_server("A")]
+    for i, packet in enumerate(script):
+        packets.append(_at(packet, t + i * 0.01))
+    del seq_c, seq_s  # sequence numbers do not matter to the flow meter
+    return packets
+
+
+def tls_split_hello(t: float) -> list[Packet]:
+    """A TLS session whose ClientHello spans two segments, its server name in the second: 1 flow."""
+    hello = client_hello_for_tests("portal.example.gov", pad=1500)
+    return tcp_exchange(
+        t,
+        "10.0.0.1",
+        "10.0.0.2",
+        40443,
+        443,
+        [hello[:1200], hello[1200:]],
+        [b"\x16\x03\x03" + bytes(80)],
+    )
+
+
+def http_unauthorized(t: float) -> list[Packet]:
+    """One HTTP request answered 401: 1 flow."""
+    request = (
+        b"GET /admin HTTP/1.1\r\nHost: intranet.example:8080\r\n"
+        b"User-Agent: Mozilla/5.0 (hydra)\r\n\r\n"
+    )
+    response = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+    return tcp_exchange(t, "10.0.0.66", "10.0.0.2", 41080, 8080, [request], [response])
+
+
 def vlan_syns(t: float) -> list[Packet]:
     """The same 5-tuple on VLAN 100 and VLAN 200, a SYN and SYN-ACK each: 2 flows."""
     packets = []
@@ -126,6 +177,8 @@ CAPTURES = {
     "icmp.pcap": lambda: icmp_pings(T0, "10.0.0.1", "10.0.0.2", 3),
     "ipv6_session.pcap": lambda: tcp_session(T0, "2001:db8::1", "2001:db8::2", 40002, 443, v6=True),
     "vlan.pcap": lambda: vlan_syns(T0),
+    "tls_split_hello.pcap": lambda: tls_split_hello(T0),
+    "http_unauthorized.pcap": lambda: http_unauthorized(T0),
     # Everything above, one after another, plus: ten rejected connections (a small port
     # scan, 10 flows), and the same DNS client port reused after a 200 s silence (idle
     # timeout 120 s: 2 flows). 1 + 1 + 1 + 1 + 1 + 2 + 10 + 2 = 19 flows.

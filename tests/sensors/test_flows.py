@@ -28,7 +28,7 @@ def meter(path: Path, config: MeterConfig | None = None) -> tuple[list[dict[str,
     for frame in read_frames(path):
         packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
         if packet is not None:
-            flow_meter.add(packet)
+            flow_meter.add(packet, frame.data)
     flow_meter.flush()
     exporter = FlowExporter("sensor-1")
     records = [exporter.record(flow) for flow in flow_meter.drain()]
@@ -68,6 +68,10 @@ def test_a_complete_tcp_session_is_one_flow_ended_by_fin() -> None:
             # SYN+ACK, ACK, FIN+ACK at 40 bytes and 200 bytes of data at 240.
             "destination.bytes": 3 * 40 + 240,
             "destination.packets": 4,
+            # Zeek's history, letters in the order first seen: SYN, SYN-ACK, ACK, data both
+            # ways, FIN, ACK and FIN from the server.
+            "flow.state": "SF",
+            "flow.history": "ShADdFaf",
             **tcp_flags(syn=2, ack=8, psh=2, fin=2),
         }
     ] == [stable(r) for r in records]
@@ -93,40 +97,44 @@ def test_a_refused_connection_ends_on_rst() -> None:
             "destination.port": 23,
             "destination.bytes": 40,
             "destination.packets": 1,
+            "flow.state": "REJ",
+            "flow.history": "Sr",
             **tcp_flags(syn=1, rst=1, ack=1),
         }
     ] == [stable(r) for r in records]
 
 
-def test_a_dns_exchange_is_one_udp_flow() -> None:
+def test_a_dns_exchange_is_one_udp_flow_with_its_question_and_answer() -> None:
     records, _ = meter(DATA / "dns.pcap")
-    assert len(records) == 1
-    record = stable(records[0])
-    assert {
-        k: record[k]
-        for k in (
-            "source.ip",
-            "source.port",
-            "destination.ip",
-            "destination.port",
-            "network.transport",
-            "network.iana_number",
-            "source.packets",
-            "destination.packets",
-            "flow.end_reason",
-        )
-    } == {
-        "source.ip": "10.0.0.1",
-        "source.port": 33333,
-        "destination.ip": "10.0.0.53",
-        "destination.port": 53,
-        "network.transport": "udp",
-        "network.iana_number": "17",
-        "source.packets": 1,
-        "destination.packets": 1,
-        "flow.end_reason": "end_of_capture",
-    }
-    assert not any(k.startswith("flow.tcp_flags") for k in record)
+    assert [
+        {
+            "event.dataset": "trustwatch.flow",
+            "event.start": "2026-01-01T00:00:00.000000Z",
+            "event.end": "2026-01-01T00:00:00.002000Z",
+            "event.duration": 2_000_000,
+            "flow.end_reason": "end_of_capture",
+            "network.transport": "udp",
+            "network.iana_number": "17",
+            "network.type": "ipv4",
+            "source.ip": "10.0.0.1",
+            "source.port": 33333,
+            # IP 20 + UDP 8 + DNS header 12 + question 17; the answer adds a 27-byte record
+            # (scapy writes the name in full, without compression).
+            "source.bytes": 57,
+            "source.packets": 1,
+            "destination.ip": "10.0.0.53",
+            "destination.port": 53,
+            "destination.bytes": 84,
+            "destination.packets": 1,
+            "flow.state": "SF",
+            "dns.question.name": "example.org",
+            "dns.question.type": "A",
+            "dns.response_code": "NOERROR",
+            "flow.dns.queries": 1,
+            "flow.dns.unique_names": 1,
+            "flow.dns.max_name_length": 11,
+        }
+    ] == [stable(r) for r in records]
 
 
 def test_echo_requests_and_replies_share_one_icmp_flow() -> None:
@@ -149,6 +157,7 @@ def test_echo_requests_and_replies_share_one_icmp_flow() -> None:
             "destination.packets": 3,
             "icmp.type": 8,
             "icmp.code": 0,
+            "flow.state": "SF",
         }
     ]
 
@@ -416,3 +425,66 @@ def test_every_slice_of_a_long_flow_keeps_its_direction() -> None:
 def test_config_refuses_timeouts_that_are_not_finite_or_absurd(value: float) -> None:
     with pytest.raises(ValueError, match="finite"):
         MeterConfig(idle_timeout=value)
+
+
+APP_PREFIXES = ("dns.", "tls.", "http.", "url.", "user_agent.", "flow.dns.")
+
+
+def app_fields(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k.startswith(APP_PREFIXES)}
+
+
+def test_a_client_hello_split_over_two_segments_still_gives_its_server_name() -> None:
+    (record,) = meter(DATA / "tls_split_hello.pcap")[0]
+    assert {
+        "tls.client.server_name": "portal.example.gov",
+        "tls.client.ja3": "abce7074cba1bd34d1db46b85ac26d72",
+        "tls.version": "1.3",
+        "tls.version_protocol": "tls",
+    } == app_fields(record)
+    assert ("SF", "ShADdFf") == (record["flow.state"], record["flow.history"])
+
+
+def test_an_http_request_and_its_status() -> None:
+    (record,) = meter(DATA / "http_unauthorized.pcap")[0]
+    assert {
+        "http.request.method": "GET",
+        "http.version": "1.1",
+        "url.original": "/admin",
+        "url.domain": "intranet.example",
+        "user_agent.original": "Mozilla/5.0 (hydra)",
+        "http.response.status_code": 401,
+    } == app_fields(record)
+
+
+def test_without_the_frames_the_meter_reads_no_application_data() -> None:
+    decoder, flow_meter = PacketDecoder(), FlowMeter()
+    for frame in read_frames(DATA / "http_unauthorized.pcap"):
+        packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
+        assert packet is not None
+        flow_meter.add(packet)
+    flow_meter.flush()
+    assert {} == app_fields(FlowExporter("s").record(flow_meter.drain()[0]))
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        # (flows carrying DNS, most queries in one flow, most distinct names, longest name):
+        # iodine and dns2tcp keep one socket, so one flow carries every tunnelled query.
+        ("iodine", (1, 12, 12, 205)),
+        ("dns2tcp", (1, 22, 22, 193)),
+        ("dnscat2", (12, 1, 1, 46)),
+        ("dnsextrator", (14, 1, 1, 246)),
+        ("sods", (487, 2, 2, 212)),
+    ],
+)
+def test_dns_tunnels_show_as_long_names(tool: str, expected: tuple[int, int, int, int]) -> None:
+    records, _ = meter(shared_capture(f"malicious-dns/{tool}.pcap"))
+    dns = [r for r in records if "flow.dns.queries" in r]
+    assert expected == (
+        len(dns),
+        max(r["flow.dns.queries"] for r in dns),
+        max(r["flow.dns.unique_names"] for r in dns),
+        max(r["flow.dns.max_name_length"] for r in dns),
+    )

@@ -13,6 +13,7 @@ import pytest
 
 from sensors.errors import ShipError, ShipRejectedError, ShipUnreachableError
 from sensors.shipper import Shipper, ShipperConfig
+from sensors.wire import SCHEMA_VERSION
 
 
 class ScriptedServer:
@@ -83,7 +84,11 @@ def test_a_batch_is_sent_gzip_with_token_and_envelope(sleeps: list[float]) -> No
         headers["Authorization"],
         headers["Content-Encoding"],
     )
-    assert (1, "edge-1", RECORDS) == (body["schema_version"], body["sensor_id"], body["records"])
+    assert (SCHEMA_VERSION, "edge-1", RECORDS) == (
+        body["schema_version"],
+        body["sensor_id"],
+        body["records"],
+    )
     assert [] == sleeps
 
 
