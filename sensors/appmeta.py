@@ -8,7 +8,7 @@ What a flow yields, by ECS name:
 
 * DNS: ``dns.question.name``, ``dns.question.type`` (first query), ``dns.response_code``
   (first answer), and over the whole flow ``flow.dns.queries``, ``flow.dns.unique_names``
-  (counted up to :data:`MAX_NAMES`) and ``flow.dns.max_name_length`` — a tunnel shows as
+  (counted up to :data:`MAX_NAMES`) and ``flow.dns.max_name_length`` (octets) — a tunnel shows as
   many long, distinct names in one flow;
 * TLS: ``tls.client.server_name``, ``tls.client.ja3``, ``tls.version``,
   ``tls.version_protocol``;
@@ -127,7 +127,7 @@ class AppState:
         if message.qname is None:
             return
         self.dns_queries += 1
-        self.dns_max = max(self.dns_max, len(message.qname))
+        self.dns_max = max(self.dns_max, message.qname_octets)
         if len(self.dns_names) < MAX_NAMES:
             self.dns_names.add(message.qname.lower())
         if "dns.question.name" not in fields:

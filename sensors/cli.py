@@ -21,8 +21,8 @@ import orjson
 from sensors.addresses import is_loopback_host
 from sensors.errors import CaptureError, SensorError, ShipError
 from sensors.flows import MeterConfig
-from sensors.net import ApiSink, JsonlSink, NetSummary, RecordSink, meter_capture
-from sensors.shipper import Shipper, ShipperConfig
+from sensors.netsensor import NetJob, default_spool_dir, to_file, to_service
+from sensors.shipper import ShipperConfig
 from sensors.wire import SensorId
 
 EXIT_SHIP_FAILED = 1
@@ -44,10 +44,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     net = kinds.add_parser(
         "net",
         help="turn traffic into flow records and ship them",
-        description="Read a capture, meter it into bidirectional flow records and ship them to "
-        "the service (--api) or write them as JSON lines (--out).",
+        description="Capture traffic (a file, or an interface until SIGTERM), meter it into "
+        "bidirectional flow records and ship them to the service through a disk spool (--api) "
+        "or write them as JSON lines (--out).",
     )
-    net.add_argument("--pcap", type=Path, required=True, help="pcap or pcapng file to read")
+    source = net.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pcap", type=Path, help="pcap or pcapng file to read")
+    source.add_argument("--interface", metavar="IF", help="capture live on IF (CAP_NET_RAW)")
+    net.add_argument("--bpf", metavar="FILTER", help="BPF filter for live capture")
     dest = net.add_mutually_exclusive_group(required=True)
     dest.add_argument("--api", metavar="URL", help="service base URL, e.g. https://tw.example:8443")
     dest.add_argument("--out", type=Path, metavar="FILE", help="write flow records here (JSONL)")
@@ -64,6 +68,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     net.add_argument("--ca", type=Path, help="CA bundle to verify the service's certificate")
     net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
+    net.add_argument(
+        "--batch-wait", type=_seconds, default=1.0, help="most seconds a record waits (1)"
+    )
+    net.add_argument(
+        "--spool",
+        type=Path,
+        metavar="DIR",
+        help="where batches wait until acknowledged (default: "
+        "$XDG_STATE_HOME/trustwatch/spool-<sensor id>)",
+    )
+    net.add_argument(
+        "--spool-max-bytes",
+        type=int,
+        default=256 * 1024 * 1024,
+        help="spool bound; the oldest batches go first (256 MiB)",
+    )
     net.add_argument("--idle-timeout", type=_seconds, default=120.0, help="seconds (default 120)")
     net.add_argument(
         "--active-timeout", type=_seconds, default=1800.0, help="seconds (default 1800)"
@@ -99,14 +119,25 @@ def run_net(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SensorError(str(exc)) from exc
 
-    summary: NetSummary
+    if args.bpf and args.interface is None:
+        raise SensorError("--bpf applies to live capture (--interface)")
+    job = NetJob(
+        sensor_id=sensor_id,
+        pcap=args.pcap,
+        interface=args.interface,
+        bpf=args.bpf,
+        meter=meter_config,
+        batch_size=args.batch_size,
+        batch_wait=args.batch_wait,
+        allow_truncated=args.allow_truncated,
+    )
+    delivered = True
     if args.out is not None:
         if not args.out.parent.is_dir():
             raise SensorError(f"--out: directory {args.out.parent} does not exist")
         if args.out.is_dir():
             raise SensorError(f"--out: {args.out} is a directory; name a file")
-        sink: RecordSink = JsonlSink(args.out)
-        summary = _run(args, sensor_id, sink, meter_config)
+        summary = to_file(job, args.out)
     else:
         _check_api_url(args.api, allow_plaintext=args.allow_plaintext)
         token = _token(args)
@@ -119,36 +150,12 @@ def run_net(args: argparse.Namespace) -> int:
             ca_file=args.ca,
             retry_budget=args.retry_budget,
         )
-        with Shipper(config) as shipper:
-            holder = NetSummary(capture=str(args.pcap))
-            summary = _run(args, sensor_id, ApiSink(shipper, holder), meter_config)
-            summary.accepted, summary.duplicates = holder.accepted, holder.duplicates
-            summary.rejected, summary.rejections = holder.rejected, holder.rejections
-            shipper.heartbeat(
-                sensor_version(),
-                {
-                    "packets": summary.packets,
-                    "flows": summary.flows,
-                    "flows_evicted": summary.meter.get("flows_evicted", 0),
-                    "decode_malformed": summary.decode.get("malformed", 0),
-                    "records_rejected": summary.rejected,
-                },
-            )
+        spool_dir = args.spool or default_spool_dir(sensor_id)
+        summary, delivered = to_service(
+            job, config, spool_dir, args.spool_max_bytes, sensor_version()
+        )
     sys.stdout.write(orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2).decode() + "\n")
-    return EXIT_SHIP_FAILED if summary.rejected else 0
-
-
-def _run(
-    args: argparse.Namespace, sensor_id: str, sink: RecordSink, meter_config: MeterConfig
-) -> NetSummary:
-    return meter_capture(
-        args.pcap,
-        sensor_id,
-        sink,
-        meter_config=meter_config,
-        batch_size=args.batch_size,
-        allow_truncated=args.allow_truncated,
-    )
+    return EXIT_SHIP_FAILED if summary.rejected or not delivered else 0
 
 
 def _checked_sensor_id(value: str) -> str:

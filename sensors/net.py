@@ -1,7 +1,9 @@
 """The network sensor's pipeline: capture → header decoding → flow meter → records → sink.
 
 A sink is where records go: :class:`JsonlSink` (a local file, written atomically) or
-:class:`ApiSink` (the central service through :class:`~sensors.shipper.Shipper`).
+:class:`SpoolSink` (the disk spool, from which :class:`~sensors.forwarder.Forwarder` sends
+them). :func:`meter_capture` reads a file; :func:`run_live` an interface until told to stop,
+releasing a batch when it is full or :data:`BATCH_WAIT` old.
 """
 
 from __future__ import annotations
@@ -9,23 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 import orjson
 
+from sensors.capture import LiveCapture
 from sensors.errors import CaptureTruncatedError
 from sensors.flows import FlowExporter, FlowMeter, MeterConfig
 from sensors.packet import PacketDecoder
 from sensors.pcapfile import count_frames, read_frames
-from sensors.shipper import Shipper
-from sensors.wire import Rejection
+from sensors.spool import Spool
 
 log = logging.getLogger(__name__)
-
-MAX_REJECTIONS_KEPT = 20
-"""How many rejection reasons a run keeps to show; the count is always exact."""
 
 
 class RecordSink(Protocol):
@@ -48,6 +50,7 @@ class NetSummary:
     duplicates: int = 0
     rejected: int = 0
     truncated: bool = False
+    spool: dict[str, int] = field(default_factory=dict)
     decode: dict[str, int] = field(default_factory=dict)
     meter: dict[str, int] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -80,32 +83,51 @@ class JsonlSink:
         self._tmp.unlink(missing_ok=True)
 
 
-class ApiSink:
-    """Ships each batch and tallies the server's answers."""
+class SpoolSink:
+    """Encodes each batch and stores it in the spool for the forwarder."""
 
-    def __init__(self, shipper: Shipper, summary: NetSummary) -> None:
-        self.shipper = shipper
-        self.summary = summary
+    def __init__(self, spool: Spool, encode: Callable[[list[dict[str, Any]]], bytes]) -> None:
+        self.spool = spool
+        self.encode = encode
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        reply = self.shipper.send(records)
-        self.summary.accepted += reply.accepted
-        self.summary.duplicates += reply.duplicates
-        self.summary.rejected += len(reply.rejected)
-        for rejection in reply.rejected:
-            if len(self.summary.rejections) >= MAX_REJECTIONS_KEPT:
-                break
-            self.summary.rejections.append(
-                Rejection(index=rejection.index, error=rejection.error).model_dump()
-            )
-        if reply.rejected:
-            log.warning("service rejected %d records of a batch", len(reply.rejected))
+        self.spool.put(self.encode(records), len(records))
 
     def commit(self) -> None:
         return None
 
     def abort(self) -> None:
-        return None
+        return None  # what is spooled is whole and valid; it is sent
+
+
+class Batcher:
+    """Gathers records into batches of ``size``; a partial batch goes out once it is
+    ``max_wait`` seconds old, so a record waits at most that long on a quiet network."""
+
+    def __init__(self, sink: RecordSink, size: int, max_wait: float) -> None:
+        self.sink = sink
+        self.size = size
+        self.max_wait = max_wait
+        self._pending: list[dict[str, Any]] = []
+        self._since = 0.0
+
+    def add(self, records: list[dict[str, Any]], now: float) -> None:
+        if records and not self._pending:
+            self._since = now
+        self._pending.extend(records)
+        while len(self._pending) >= self.size:
+            self.sink.write(self._pending[: self.size])
+            del self._pending[: self.size]
+            self._since = now
+
+    def tick(self, now: float) -> None:
+        if self._pending and now - self._since >= self.max_wait:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.sink.write(self._pending)
+            self._pending = []
 
 
 def meter_capture(
@@ -163,3 +185,68 @@ def meter_capture(
     summary.decode = asdict(decoder.counters)
     summary.meter = asdict(meter.counters)
     return summary
+
+
+BATCH_WAIT: Final = 1.0  # seconds a closed flow may wait for its batch to fill
+TICK: Final = 0.2  # seconds between housekeeping rounds when the wire is quiet
+
+
+def run_live(
+    capture: LiveCapture,
+    sensor_id: str,
+    sink: RecordSink,
+    stop: threading.Event,
+    *,
+    meter_config: MeterConfig | None = None,
+    batch_size: int = 1000,
+    batch_wait: float = BATCH_WAIT,
+    counters: dict[str, int] | None = None,
+) -> NetSummary:
+    """Meter live traffic until ``stop`` is set; then end every flow and release everything.
+
+    ``counters``, when given, is kept up to date for heartbeats (packets, flows, drops).
+    """
+    summary = NetSummary(capture=capture.interface)
+    decoder = PacketDecoder()
+    meter = FlowMeter(meter_config)
+    exporter = FlowExporter(sensor_id)
+    batcher = Batcher(sink, batch_size, batch_wait)
+    try:
+        while not stop.is_set():
+            for frame in capture.frames(TICK):
+                summary.frames += 1
+                packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
+                if packet is not None:
+                    meter.add(packet, frame.data)
+            meter.expire(time.time_ns())  # live: packet time is wall-clock time
+            now = time.monotonic()
+            batcher.add([exporter.record(flow) for flow in meter.drain()], now)
+            batcher.tick(now)
+            if counters is not None:
+                counters.update(_live_counters(decoder, meter, capture))
+        meter.flush()
+        batcher.add([exporter.record(flow) for flow in meter.drain()], time.monotonic())
+        batcher.flush()
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    summary.packets = meter.counters.packets
+    summary.flows = meter.counters.flows_ended
+    summary.decode = asdict(decoder.counters)
+    summary.meter = asdict(meter.counters)
+    return summary
+
+
+def _live_counters(
+    decoder: PacketDecoder, meter: FlowMeter, capture: LiveCapture
+) -> dict[str, int]:
+    return {
+        "frames": capture.received,
+        "packets": meter.counters.packets,
+        "flows": meter.counters.flows_ended,
+        "flows_open": len(meter),
+        "flows_evicted": meter.counters.flows_evicted,
+        "decode_malformed": decoder.counters.malformed,
+        "decode_unsupported": decoder.counters.unsupported_link + decoder.counters.non_ip,
+    }

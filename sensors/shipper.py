@@ -89,13 +89,20 @@ class Shipper:
 
     def send(self, records: Sequence[dict[str, Any]]) -> IngestReply:
         """Deliver one batch; return the server's reply (accepted, duplicates, rejected)."""
+        return self.post_batch(self.encode(records))
+
+    def encode(self, records: Sequence[dict[str, Any]]) -> bytes:
+        """The request body of one batch: a gzip-compressed envelope, ready to spool or send."""
         envelope = {
             "schema_version": SCHEMA_VERSION,
             "sensor_id": self.config.sensor_id,
             "sent_at": utc(self._clock()),
             "records": records,
         }
-        body = gzip.compress(orjson.dumps(envelope), compresslevel=self.config.gzip_level)
+        return gzip.compress(orjson.dumps(envelope), compresslevel=self.config.gzip_level)
+
+    def post_batch(self, body: bytes) -> IngestReply:
+        """POST one encoded batch (see :meth:`encode`), retrying within the budget."""
         headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
         response = self._post("/api/v1/ingest", body, headers)
         try:

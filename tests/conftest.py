@@ -36,13 +36,15 @@ def shared_capture(relative: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TRUSTWATCH_* from the developer's shell leaks into a test."""
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No TRUSTWATCH_* from the developer's shell leaks into a test, and sensors started by a
+    test keep their default spool in the test's own directory, not the user's home."""
     import os
 
     for name in list(os.environ):
         if name.startswith("TRUSTWATCH_") and name not in _TEST_CONTROLS:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
 
 
 @pytest.fixture

@@ -268,3 +268,91 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
         assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
     finally:
         service.stop()
+
+
+def test_the_spool_delivers_every_flow_exactly_once_across_an_outage(tmp_path: Path) -> None:
+    data, spool, port = tmp_path / "data", tmp_path / "spool", _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTWATCH_")}
+    created = subprocess.run(
+        [
+            *TRUSTWATCH,
+            "token",
+            "create",
+            "--role",
+            "sensor",
+            "--name",
+            "edge-9",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    )
+    token_file = tmp_path / "edge-9.token"
+    token_file.write_text(created.stdout.strip(), encoding="utf-8")
+
+    def sensor(capture: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *TRUSTWATCH,
+                "sensor",
+                "net",
+                "--pcap",
+                str(capture),
+                "--api",
+                f"http://127.0.0.1:{port}",
+                "--sensor-id",
+                "edge-9",
+                "--token-file",
+                str(token_file),
+                "--spool",
+                str(spool),
+                "--batch-size",
+                "7",
+                "--retry-budget",
+                "0.3",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+
+    # The service is down: the batches wait in the spool, and the sensor says so.
+    down = sensor(DATA / "mixed.pcap")
+    assert 1 == down.returncode
+    assert "3 batches (19 records) wait in the spool" in down.stderr
+    waiting = {p.name: p.read_bytes() for p in spool.glob("*.batch")}
+    assert 3 == len(waiting)
+
+    service = start_service(data, port)
+    try:
+        assert service.admin_token is not None
+        # The next run sends what waited, then its own flows.
+        up = sensor(DATA / "dns.pcap")
+        assert 0 == up.returncode, up.stderr
+        summary = orjson.loads(up.stdout)
+        assert (20, 0, 0) == (
+            summary["accepted"],
+            summary["duplicates"],
+            summary["spool"]["spool_batches"],
+        )
+        assert 20 == len(all_flows(service, service.admin_token))
+
+        # A crash between the service's answer and the spool forgetting the batch: it is sent
+        # again, recognised, and stored once.
+        name, body = sorted(waiting.items())[0]
+        (spool / name).write_bytes(body)
+        again = sensor(DATA / "dns.pcap")
+        assert 0 == again.returncode, again.stderr
+        assert (8, 8) == (
+            orjson.loads(again.stdout)["accepted"],
+            orjson.loads(again.stdout)["duplicates"],
+        )
+        assert 20 == len(all_flows(service, service.admin_token))
+    finally:
+        service.stop()

@@ -74,6 +74,7 @@ class DnsMessage(NamedTuple):
     rcode: int
     qname: str | None
     qtype: int | None
+    qname_octets: int = 0  # the name's length on the wire, dots included (escapes are longer)
 
 
 def parse_dns(payload: bytes) -> DnsMessage | None:
@@ -86,15 +87,16 @@ def parse_dns(payload: bytes) -> DnsMessage | None:
     if flags & 0x7800:  # opcode other than QUERY (0): not a lookup, nothing to report
         return DnsMessage(ident, bool(flags & 0x8000), flags & 0x000F, None, None)
     qname = qtype = None
+    octets = 0
     if qdcount:
         parsed = _name(payload, 12)
         if parsed is None:
             return None
-        qname, end = parsed
+        qname, end, octets = parsed
         if end + 4 > len(payload):
             return None
         qtype = (payload[end] << 8) | payload[end + 1]
-    return DnsMessage(ident, bool(flags & 0x8000), flags & 0x000F, qname, qtype)
+    return DnsMessage(ident, bool(flags & 0x8000), flags & 0x000F, qname, qtype, octets)
 
 
 def parse_dns_tcp(payload: bytes) -> DnsMessage | None:
@@ -113,8 +115,9 @@ def rcode_name(rcode: int) -> str:
     return _RCODES[rcode] if rcode < len(_RCODES) else f"RCODE{rcode}"
 
 
-def _name(payload: bytes, pos: int) -> tuple[str, int] | None:
-    """Decode the name at ``pos``; return it and the position after it in the message."""
+def _name(payload: bytes, pos: int) -> tuple[str, int, int] | None:
+    """Decode the name at ``pos``; return it, the position after it in the message, and its
+    length in octets (labels and the dots between them)."""
     labels: list[str] = []
     length = 0
     end = -1  # where the name ends in the message: after its first pointer, if any
@@ -148,4 +151,4 @@ def _name(payload: bytes, pos: int) -> tuple[str, int] | None:
             return None
         labels.append("".join([_ESCAPES[b] for b in label]).replace(".", "\\."))
         pos += 1 + size
-    return (".".join(labels) if labels else "."), end
+    return (".".join(labels) if labels else "."), end, max(length - 1, 0)

@@ -35,22 +35,22 @@ def _query(name: bytes, qtype: str = "A", **flags: int) -> bytes:
 @pytest.mark.parametrize(
     ("message", "expected"),
     [
-        (_query(b"example.org."), DnsMessage(7, False, 0, "example.org", 1)),
-        (_query(b"a.b.c.", "TXT"), DnsMessage(7, False, 0, "a.b.c", 16)),
-        (_query(b"x.", "NULL"), DnsMessage(7, False, 0, "x", 10)),
-        (_query(b"ex.org.", qr=1, rcode=3), DnsMessage(7, True, 3, "ex.org", 1)),
+        (_query(b"example.org."), DnsMessage(7, False, 0, "example.org", 1, 11)),
+        (_query(b"a.b.c.", "TXT"), DnsMessage(7, False, 0, "a.b.c", 16, 5)),
+        (_query(b"x.", "NULL"), DnsMessage(7, False, 0, "x", 10, 1)),
+        (_query(b"ex.org.", qr=1, rcode=3), DnsMessage(7, True, 3, "ex.org", 1, 6)),
         # Non-printable bytes, quote and backslash are escaped as ECS asks; a dot in a label too.
         (
             bytes.fromhex("0007 0100 0001 0000 0000 0000")
             + b'\x04\x00a"\\'  # one label of 4 bytes: NUL, a, quote, backslash
             + b"\x02b\xff\x00\x00\x01\x00\x01",
-            DnsMessage(7, False, 0, '\\000a\\"\\\\.b\\255', 1),
+            DnsMessage(7, False, 0, '\\000a\\"\\\\.b\\255', 1, 7),
         ),
         (
             bytes.fromhex("0007 0100 0001 0000 0000 0000") + b"\x03a.b\x00\x00\x01\x00\x01",
-            DnsMessage(7, False, 0, "a\\.b", 1),
+            DnsMessage(7, False, 0, "a\\.b", 1, 3),
         ),
-        (_query(b".", "NS"), DnsMessage(7, False, 0, ".", 2)),
+        (_query(b".", "NS"), DnsMessage(7, False, 0, ".", 2, 0)),
     ],
 )
 def test_dns_messages(message: bytes, expected: DnsMessage) -> None:
@@ -61,7 +61,7 @@ def test_a_compression_pointer_is_followed_backwards_only() -> None:
     header = bytes.fromhex("0007 0100 0001 0000 0000 0000")
     backwards = header + b"\x03org\x00" + b"\x07example\xc0\x0c"
     # The question starts at 12 with "org"; a second name pointing back to it parses too.
-    assert "example.org" == _name_at(backwards, 17)
+    assert "example.org" == _name_at(backwards, 17)  # 7 + 1 + 3 = 11 octets
     loop = header + b"\xc0\x0c\x00\x01\x00\x01"  # points at itself
     forward = header + b"\xc0\x20\x00\x01\x00\x01"
     assert (None, None) == (parse_dns(loop), parse_dns(forward))
@@ -71,6 +71,8 @@ def _name_at(message: bytes, pos: int) -> str | None:
     from sensors.protocols.dns import _name
 
     parsed = _name(message, pos)
+    if parsed is not None:
+        assert len(parsed[0].encode()) >= parsed[2]  # escapes only ever lengthen the text
     return None if parsed is None else parsed[0]
 
 
@@ -89,7 +91,7 @@ def test_a_short_or_odd_dns_message_is_none(message: bytes) -> None:
 
 def test_dns_over_tcp_has_a_length_prefix() -> None:
     message = _query(b"tcp.example.")
-    assert DnsMessage(7, False, 0, "tcp.example", 1) == parse_dns_tcp(
+    assert DnsMessage(7, False, 0, "tcp.example", 1, 11) == parse_dns_tcp(
         len(message).to_bytes(2, "big") + message
     )
 
