@@ -22,7 +22,6 @@ EXIT_USAGE = 2
 
 # Which extra brings a module, to name it when a command runs on a host without it.
 _EXTRA_OF = {
-    "communityid": "sensor",
     "scapy": "sensor",
     "fastapi": "server",
     "starlette": "server",
@@ -36,7 +35,7 @@ _EXTRA_OF = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Our own messages at INFO; libraries (httpx logs every request, communityid every hash)
+    # Our own messages at INFO; libraries (httpx logs every request, for one)
     # only when they warn.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for name in OWN_LOGGERS:

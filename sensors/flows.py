@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sensors.appmeta import AppState
+from sensors.community_id import community_id
 from sensors.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, Packet
 from sensors.wire import FLOW_DATASET, FlowEndReason
 
@@ -396,11 +397,7 @@ class FlowExporter:
     """Turns ended flows into wire records (``dict`` with ECS names) for one sensor."""
 
     def __init__(self, sensor_id: str) -> None:
-        import communityid  # the sensor extra; imported here so the wire format needs none
-
         self.sensor_id = sensor_id
-        self._community = communityid.CommunityID()
-        self._communityid = communityid
 
     def record(self, flow: Flow) -> dict[str, Any]:
         family = socket.AF_INET if flow.version == 4 else socket.AF_INET6
@@ -451,24 +448,9 @@ class FlowExporter:
         return event_id(self.sensor_id, repr(flow.key), flow.first_ns)
 
     def _community_id(self, flow: Flow) -> str | None:
-        cid = self._communityid
-        try:
-            if flow.proto in (PROTO_ICMP, PROTO_ICMPV6):
-                make = (
-                    cid.FlowTuple.make_icmp
-                    if flow.proto == PROTO_ICMP
-                    else cid.FlowTuple.make_icmp6
-                )
-                code = max(flow.dport, 0)
-                tpl = make(flow.src, flow.dst, flow.sport, code)
-            elif flow.sport >= 0:
-                tpl = cid.FlowTuple(flow.proto, flow.src, flow.dst, flow.sport, flow.dport)
-            else:
-                tpl = cid.FlowTuple(flow.proto, flow.src, flow.dst)
-            value: str = self._community.calc(tpl)
-        except (ValueError, TypeError):
-            return None  # the library refuses the tuple; the record is still useful without it
-        return value
+        if flow.proto in (PROTO_ICMP, PROTO_ICMPV6):
+            return community_id(flow.proto, flow.src, flow.dst, flow.sport, max(flow.dport, 0))
+        return community_id(flow.proto, flow.src, flow.dst, flow.sport, flow.dport)
 
 
 def event_id(sensor_id: str, key: str, start_ns: int) -> str:

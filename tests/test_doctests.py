@@ -11,6 +11,7 @@ MODULES = (
     "sensors.wire",
     "sensors.addresses",
     "sensors.flows",
+    "sensors.community_id",
     "sensors.packet",
     "api.tokens",
     "api.body",
