@@ -165,3 +165,116 @@ def test_live_capture_meters_real_traffic_and_stops_cleanly(
     assert all(n >= 4 for flow in flows[:2] for n in flow[4:6])
     summary = orjson.loads(stdout)
     assert summary["frames"] >= sum(f[4] + f[5] for f in flows)
+
+
+def test_live_capture_ships_through_the_spool_to_a_real_service(
+    namespaces: tuple[str, str], tmp_path: Path
+) -> None:
+    """The whole sensor: live capture, batches by time, the spool, the forwarder thread, and
+    the final drain on SIGTERM, into a real service running in the sensor's namespace."""
+    from api.store import SqliteStore
+    from api.store.protocol import FlowQuery
+
+    a, b = namespaces
+    data = tmp_path / "data"
+    token = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "token",
+            "create",
+            "--role",
+            "sensor",
+            "--name",
+            "live-2",
+            "--data-dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "TRUSTWATCH_DATA_DIR": str(data),
+        "TRUSTWATCH_PORT": "18470",
+        "TRUSTWATCH_TOKEN": token,
+    }
+    service = subprocess.Popen(
+        ["ip", "netns", "exec", a, sys.executable, "-m", "api.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", b, sys.executable, "-c", SERVER, B],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sensor = None
+    try:
+        _wait_for(service.stderr, "Uvicorn running", 30)
+        _wait_for(server.stdout, "ready", 20)
+        sensor = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                a,
+                sys.executable,
+                "-m",
+                "api.cli",
+                "sensor",
+                "net",
+                "--interface",
+                "twva",
+                "--api",
+                "http://127.0.0.1:18470",
+                "--sensor-id",
+                "live-2",
+                "--spool",
+                str(tmp_path / "spool"),
+                "--batch-wait",
+                "0.2",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(sensor.stderr, "capturing on twva", 20)
+        subprocess.run(
+            ["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, A, B],
+            check=True,
+            timeout=30,
+            capture_output=True,
+        )
+        time.sleep(0.3)
+        sensor.send_signal(signal.SIGTERM)
+        stdout, stderr = sensor.communicate(timeout=60)
+        assert 0 == sensor.returncode, stderr
+        summary = orjson.loads(stdout)
+        assert (0, summary["flows"]) == (summary["spool"]["spool_batches"], summary["accepted"])
+        service.send_signal(signal.SIGTERM)
+        assert 0 == service.wait(timeout=30)
+    finally:
+        for process in (service, server, sensor):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        server.stdout.close()  # type: ignore[union-attr]
+        service.stderr.close()  # type: ignore[union-attr]
+    store = SqliteStore.open(data / "trustwatch.sqlite3")
+    try:
+        stored = store.query_flows(FlowQuery(sensor_id="live-2", limit=1000)).items
+        (sensor_info,) = store.list_sensors()
+    finally:
+        store.close()
+    assert {("udp", 40999, 9999), ("tcp", 41001, 8080), ("tcp", 41002, 8080)} <= {
+        (f["network.transport"], f.get("source.port"), f.get("destination.port")) for f in stored
+    }
+    assert summary["flows"] == len(stored)
+    assert sensor_info.counters["frames"] >= 14  # the heartbeat carried the sensor's counters
