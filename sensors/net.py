@@ -21,7 +21,7 @@ from typing import IO, Any, Final, Protocol
 import orjson
 
 from sensors.capture import LiveCapture
-from sensors.errors import CaptureTruncatedError
+from sensors.errors import CaptureTruncatedError, SensorError
 from sensors.flows import FlowExporter, FlowMeter, MeterConfig
 from sensors.packet import PacketDecoder
 from sensors.pcapfile import count_frames, read_frames
@@ -62,7 +62,10 @@ class JsonlSink:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise SensorError(f"--out: cannot write in {path.parent}: {exc.strerror}") from exc
         self._tmp = Path(tmp)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self.written = 0

@@ -43,9 +43,13 @@ def default_spool_dir(sensor_id: str) -> Path:
 
 def to_file(job: NetJob, out: Path) -> NetSummary:
     sink = JsonlSink(out)
-    if job.pcap is not None:
-        return _meter_file(job, sink)
-    return _live(job, sink, None)
+    try:
+        if job.pcap is not None:
+            return _meter_file(job, sink)
+        return _live(job, sink, None)
+    except BaseException:
+        sink.abort()  # also when the source could not be opened: no partial or stray file
+        raise
 
 
 def to_service(

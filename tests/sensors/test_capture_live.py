@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,46 @@ def test_live_capture_ships_through_the_spool_to_a_real_service(
     }
     assert summary["flows"] == len(stored)
     assert sensor_info.counters["frames"] >= 14  # the heartbeat carried the sensor's counters
+
+
+def test_without_cap_net_raw_live_capture_says_what_it_needs(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("dropping privileges for this test needs root and util-linux's setpriv")
+    shared = Path(tempfile.mkdtemp(prefix="twcap-", dir="/tmp"))
+    shared.chmod(0o777)  # the unprivileged user writes its output here
+    try:
+        result = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                sys.executable,
+                "-m",
+                "api.cli",
+                "sensor",
+                "net",
+                "--interface",
+                "lo",
+                "--out",
+                str(shared / "flows.jsonl"),
+                "--sensor-id",
+                "t",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd="/",
+        )
+        if "Permission denied" in result.stderr and "CAP_NET_RAW" not in result.stderr:
+            pytest.skip(
+                f"the unprivileged user cannot run this interpreter: {result.stderr[-200:]}"
+            )
+        assert (2, "") == (result.returncode, result.stdout)
+        assert "live capture on lo needs CAP_NET_RAW" in result.stderr
+        assert [] == list(shared.iterdir())  # no output, no temporary file left
+    finally:
+        shutil.rmtree(shared)
