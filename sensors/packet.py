@@ -103,6 +103,59 @@ class PacketDecoder:
 
     def decode(self, ts_ns: int, linktype: int, data: bytes) -> Packet | None:
         """Decode one frame, or count why it was not decoded and return ``None``."""
+        # Fast path for most of any network's traffic: Ethernet, IPv4 without options or
+        # fragmentation, TCP or UDP, all headers present. It gives exactly what the general
+        # path below gives (the tests run both), in one function call instead of three.
+        if (
+            linktype == LINKTYPE_ETHERNET
+            and len(data) >= 54
+            and data[12] == 8
+            and data[13] == 0
+            and data[14] == 0x45
+            and not data[20] & 0x3F
+            and not data[21]
+        ):
+            proto = data[23]
+            total = (data[16] << 8) | data[17]
+            if proto == PROTO_TCP and total >= 40:
+                header = (data[46] >> 4) * 4
+                if header >= 20 and len(data) >= 48:
+                    payload_len = total - 20 - header
+                    self.counters.decoded += 1
+                    return Packet(
+                        ts_ns,
+                        4,
+                        data[26:30],
+                        data[30:34],
+                        6,
+                        (data[34] << 8) | data[35],
+                        (data[36] << 8) | data[37],
+                        total,
+                        data[47],
+                        -1,
+                        34 + header,
+                        payload_len if payload_len > 0 else 0,
+                    )
+            elif proto == PROTO_UDP and total >= 28:
+                self.counters.decoded += 1
+                return Packet(
+                    ts_ns,
+                    4,
+                    data[26:30],
+                    data[30:34],
+                    17,
+                    (data[34] << 8) | data[35],
+                    (data[36] << 8) | data[37],
+                    total,
+                    0,
+                    -1,
+                    42,
+                    total - 28,
+                )
+        return self.decode_general(ts_ns, linktype, data)
+
+    def decode_general(self, ts_ns: int, linktype: int, data: bytes) -> Packet | None:
+        """:meth:`decode` without its fast path (every link type and protocol)."""
         vlan = -1
         if linktype == LINKTYPE_ETHERNET:
             if len(data) < 14:

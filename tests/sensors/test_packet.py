@@ -657,3 +657,38 @@ def test_a_tcp_data_offset_below_twenty_bytes_is_malformed() -> None:
     frame[14 + 20 + 12] = 0x40  # data offset 4 words = 16 bytes, less than the header
     assert decoder.decode(TS, ETHERNET, bytes(frame)) is None
     assert DecodeCounters(malformed=1) == decoder.counters
+
+
+# --- the fast path gives what the general path gives -----------------------------------------
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(
+    proto=st.sampled_from(["tcp", "udp"]),
+    payload=st.binary(max_size=40),
+    flags=st.integers(0, 255),
+    frag=st.sampled_from([0, 0x4000, 0x2000, 0x0001]),
+    cut=st.integers(0, 120),
+    damage=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=3),
+)
+def test_the_fast_path_agrees_with_the_general_path(
+    proto: str, payload: bytes, flags: int, frag: int, cut: int, damage: list[tuple[int, int]]
+) -> None:
+    transport = (
+        TCP(sport=1234, dport=80, flags=flags) if proto == "tcp" else UDP(sport=53, dport=5353)
+    )
+    frame = bytearray(
+        bytes(
+            eth()
+            / IP(src=A4, dst=B4, flags=frag >> 13, frag=frag & 0x1FFF)
+            / transport
+            / Raw(payload)
+        )
+    )
+    for at, value in damage:
+        if at < len(frame):
+            frame[at] = value
+    data = bytes(frame[: len(frame) - cut if cut < len(frame) else len(frame)])
+    fast, general = FullDecoder(), FullDecoder()
+    assert general.decode_general(TS, ETHERNET, data) == fast.decode(TS, ETHERNET, data)
+    assert general.counters == fast.counters
