@@ -22,8 +22,19 @@ _PORT_PROTOCOLS: Final = frozenset({6, 17, 132})  # TCP, UDP, SCTP
 
 # ICMP types and their counterparts (Zeek's mapping, as the spec asks): a request and its
 # reply hash alike; any other type is one-way, its (type, code) taken as they come.
-_ICMP4: Final = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17}
-_ICMP6: Final = {
+ICMP4_COUNTERPART: Final = {
+    8: 0,
+    0: 8,
+    13: 14,
+    14: 13,
+    15: 16,
+    16: 15,
+    10: 9,
+    9: 10,
+    17: 18,
+    18: 17,
+}
+ICMP6_COUNTERPART: Final = {
     128: 129,
     129: 128,
     130: 131,
@@ -47,7 +58,7 @@ def community_id(
     has_ports = proto in _PORT_PROTOCOLS
     if proto in (1, 58):
         has_ports = True
-        counterpart = (_ICMP4 if proto == 1 else _ICMP6).get(sport)
+        counterpart = (ICMP4_COUNTERPART if proto == 1 else ICMP6_COUNTERPART).get(sport)
         if counterpart is None:
             one_way = True
         else:

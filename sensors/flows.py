@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sensors.appmeta import AppState
-from sensors.community_id import community_id
+from sensors.community_id import ICMP4_COUNTERPART, ICMP6_COUNTERPART, community_id
 from sensors.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Packet
 from sensors.wire import FLOW_DATASET, FlowEndReason
 
@@ -46,23 +46,10 @@ _FLAG_NAMES: Final = (
     (_CWR, "cwr"),
 )
 
-# ICMP request/reply pairs (as in the Community ID spec): both halves of an exchange share a
-# flow keyed by the request's type; other ICMP messages are one-way flows of (type, code).
-_ICMP4_REQUEST: Final = {8: 8, 0: 8, 13: 13, 14: 13, 15: 15, 16: 15, 10: 10, 9: 10, 17: 17, 18: 17}
-_ICMP6_REQUEST: Final = {
-    128: 128,
-    129: 128,
-    130: 130,
-    131: 130,
-    133: 133,
-    134: 133,
-    135: 135,
-    136: 135,
-    139: 139,
-    140: 139,
-    144: 144,
-    145: 144,
-}
+# ICMP: a request and its reply (the pairs of the Community ID spec) share a flow, keyed by the
+# smaller type of the pair; any other message is a one-way flow of its (type, code).
+_ICMP4_PAIR: Final = {t: min(t, c) for t, c in ICMP4_COUNTERPART.items()}
+_ICMP6_PAIR: Final = {t: min(t, c) for t, c in ICMP6_COUNTERPART.items()}
 
 # Zeek's connection history, the letters kept: S a SYN, H a SYN-ACK, A a pure ACK, D data,
 # F a FIN, R a RST; upper case from the originator, lower case from the responder, each
@@ -269,7 +256,7 @@ class FlowMeter:
                 key = (proto, vlan, dst, dport, src, sport)
         elif proto in (PROTO_ICMP, PROTO_ICMPV6):
             # ICMP has no ports: a request and its reply share the request's type as key.
-            request = (_ICMP4_REQUEST if proto == PROTO_ICMP else _ICMP6_REQUEST).get(sport)
+            request = (_ICMP4_PAIR if proto == PROTO_ICMP else _ICMP6_PAIR).get(sport)
             kport, kcode = (request, -1) if request is not None else (sport, dport)
             if src <= dst:
                 key = (proto, vlan, src, kport, dst, kcode)

@@ -183,11 +183,7 @@ def meter_capture(
     except BaseException:
         sink.abort()
         raise
-    summary.packets = meter.counters.packets
-    summary.flows = meter.counters.flows_ended
-    summary.decode = asdict(decoder.counters)
-    summary.meter = asdict(meter.counters)
-    return summary
+    return _summarised(summary, decoder, meter)
 
 
 BATCH_WAIT: Final = 1.0  # seconds a closed flow may wait for its batch to fill
@@ -234,11 +230,7 @@ def run_live(
     except BaseException:
         sink.abort()
         raise
-    summary.packets = meter.counters.packets
-    summary.flows = meter.counters.flows_ended
-    summary.decode = asdict(decoder.counters)
-    summary.meter = asdict(meter.counters)
-    return summary
+    return _summarised(summary, decoder, meter)
 
 
 def _live_counters(
@@ -253,3 +245,11 @@ def _live_counters(
         "decode_malformed": decoder.counters.malformed,
         "decode_unsupported": decoder.counters.unsupported_link + decoder.counters.non_ip,
     }
+
+
+def _summarised(summary: NetSummary, decoder: PacketDecoder, meter: FlowMeter) -> NetSummary:
+    summary.packets = meter.counters.packets
+    summary.flows = meter.counters.flows_ended
+    summary.decode = asdict(decoder.counters)
+    summary.meter = asdict(meter.counters)
+    return summary
