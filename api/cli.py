@@ -29,6 +29,8 @@ _EXTRA_OF = {
     "pydantic_settings": "server",
     "prometheus_client": "server",
     "pythonjsonlogger": "server",
+    "sigma": "server",
+    "yaml": "server",
 }
 
 
@@ -93,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = actions.add_parser("revoke", help="revoke a token by id", parents=[data_dir])
     revoke.add_argument("id", type=_row_id)
     revoke.set_defaults(handler=_token_revoke)
+
+    rules = commands.add_parser("rules", help="work with detection rules")
+    rule_actions = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    check = rule_actions.add_parser(
+        "check", help="load rule files and list every problem with file and line"
+    )
+    check.add_argument("paths", nargs="+", type=Path, help="rule files or directories")
+    check.set_defaults(handler=_rules_check)
 
     sensor_cli.add_commands(commands)
     return parser
@@ -167,6 +177,19 @@ def _token_revoke(args: argparse.Namespace) -> int:
         return _fail(f"no token with id {args.id}", EXIT_FAILED)
     sys.stderr.write(f"revoked token {info.id} ({info.name})\n")
     return EXIT_OK
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from rules.loader import load_rules
+
+    pack = load_rules(args.paths)
+    for problem in pack.problems:
+        sys.stdout.write(f"{problem}\n")
+    sys.stderr.write(
+        f"{len(pack.rules)} rules and {len(pack.correlations)} correlation rules load; "
+        f"{len(pack.problems)} problems\n"
+    )
+    return EXIT_FAILED if pack.problems else EXIT_OK
 
 
 def _row_id(text: str) -> int:

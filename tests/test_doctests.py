@@ -16,6 +16,7 @@ MODULES = (
     "api.tokens",
     "api.body",
     "api.routers.flows",
+    "rules.matcher",
 )
 
 
