@@ -20,6 +20,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from rules.correlation import Correlation, compile_correlation
 from rules.errors import RuleProblem, RulesError
 from rules.matcher import Predicate, compile_rule, fields_of
 from sensors.wire import FlowRecord, ScanRecord
@@ -48,6 +49,7 @@ class Rule:
     """A single-event rule, ready to match."""
 
     id: str
+    name: str | None
     title: str
     level: str
     tags: tuple[str, ...]
@@ -61,14 +63,14 @@ class Rule:
 @dataclass(frozen=True)
 class RulePack:
     rules: tuple[Rule, ...]
-    correlations: tuple[SigmaCorrelationRule, ...]
+    correlations: tuple[Correlation, ...]
     problems: tuple[RuleProblem, ...]
 
 
 def load_rules(paths: Iterable[Path], known_fields: frozenset[str] = KNOWN_FIELDS) -> RulePack:
     """Load every rule file under ``paths`` (files or directories, searched recursively)."""
     rules: list[Rule] = []
-    correlations: list[SigmaCorrelationRule] = []
+    pending: list[tuple[SigmaCorrelationRule, Path, int]] = []
     problems: list[RuleProblem] = []
     seen: dict[str, Path] = {}
     for path in sorted(_rule_files(paths, problems)):
@@ -87,11 +89,21 @@ def load_rules(paths: Iterable[Path], known_fields: frozenset[str] = KNOWN_FIELD
                     continue
                 seen[rule_id] = path
             if isinstance(rule, SigmaCorrelationRule):
-                correlations.append(rule)
+                pending.append((rule, path, line))
             else:
                 compiled = _compiled(rule, path, line, node, known_fields, problems)
                 if compiled is not None:
                     rules.append(compiled)
+    # Correlations last: the rules they refer to may be in any file.
+    by_reference = {rule.id: rule.id for rule in rules}
+    by_reference.update({rule.name: rule.id for rule in rules if rule.name})
+    correlations: list[Correlation] = []
+    for sigma, path, line in pending:
+        correlation = compile_correlation(sigma, path, line, by_reference, known_fields, LEVELS)
+        if isinstance(correlation, RuleProblem):
+            problems.append(correlation)
+        else:
+            correlations.append(correlation)
     return RulePack(tuple(rules), tuple(correlations), tuple(problems))
 
 
@@ -183,6 +195,7 @@ def _compiled(
     level = LEVELS.get(rule.level.name.lower() if rule.level else "medium", "medium")
     return Rule(
         id=str(rule.id) if rule.id else f"{path.stem}:{line}",
+        name=rule.name,
         title=rule.title,
         level=level,
         tags=tuple(f"{t.namespace}.{t.name}" for t in rule.tags),
