@@ -15,7 +15,8 @@ from api.dependencies import Clock
 from api.errors import ApiError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
-from api.routers import flows, health, ingest, sensors, tokens
+from api.pipeline import Pipeline
+from api.routers import alerts, flows, health, ingest, sensors, tokens
 from api.settings import Settings
 from api.store import Store, open_store
 
@@ -34,7 +35,11 @@ def _utc_now() -> datetime:
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, clock: Clock = _utc_now
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock = _utc_now,
+    pipeline: Pipeline | None = None,
 ) -> FastAPI:
     """Build the app. Without ``store``, the one the settings name is opened at start-up and
     closed at shutdown; a given store stays the caller's to close."""
@@ -58,10 +63,11 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = Metrics()
+    app.state.pipeline = pipeline or Pipeline.from_directories(settings.rules_dir)
     if store is not None:
         app.state.store = store
 
-    for module in (health, ingest, sensors, flows, tokens):
+    for module in (health, ingest, sensors, flows, alerts, tokens):
         app.include_router(module.router)
 
     @app.exception_handler(ApiError)

@@ -56,6 +56,12 @@ class Metrics:
             "Decompressed bytes of stored ingest requests",
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "trustwatch_alerts",
+            "Detections stored as alerts, by outcome (opened, merged into an open one)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.sensors_seen = Gauge(
             "trustwatch_sensors", "Sensors registered in the store", registry=self.registry
         )

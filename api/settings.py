@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     max_records_per_batch: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=10_000, description="most records one ingest request may carry"
     )
+    rules_dir: Path | None = Field(
+        default=None, description="Sigma rules to run besides the built-in pack"
+    )
+    alert_dedupe_seconds: Annotated[int, Field(ge=1, le=30 * 86_400)] = Field(
+        default=3600, description="repeats of an open alert this close together merge into it"
+    )
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (else analyst/admin token)"
     )
@@ -75,6 +81,8 @@ class Settings(BaseSettings):
                 f"host {self.host} is not loopback and no TLS is configured: set tls_cert and "
                 "tls_key, or allow_plaintext = true if a TLS proxy terminates connections"
             )
+        if self.rules_dir is not None and not self.rules_dir.is_dir():
+            raise ValueError(f"rules_dir {self.rules_dir} is not a directory")
         if self.max_decompressed_bytes < self.max_body_bytes:
             raise ValueError("max_decompressed_bytes must be at least max_body_bytes")
         return self

@@ -57,7 +57,7 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from api.store.sqlite import to_us
+from api.store.timeconv import to_us
 from sensors.flows import event_id
 from sensors.wire import FLOW_DATASET, SCHEMA_VERSION, utc, validate_record
 

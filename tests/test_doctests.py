@@ -15,6 +15,7 @@ MODULES = (
     "sensors.packet",
     "api.tokens",
     "api.body",
+    "api.store.timeconv",
     "api.routers.flows",
     "rules.matcher",
 )

@@ -356,3 +356,38 @@ def test_the_spool_delivers_every_flow_exactly_once_across_an_outage(tmp_path: P
         assert 20 == len(all_flows(service, service.admin_token))
     finally:
         service.stop()
+
+
+def test_attacks_from_the_lab_become_alerts(service: Service, tmp_path: Path) -> None:
+    assert service.admin_token is not None
+    admin = {"Authorization": f"Bearer {service.admin_token}"}
+    token_file = sensor_token(service, tmp_path / "data", "edge-lab")
+    for activity in ("browse", "dns", "nmap_syn", "bruteforce", "dns_tunnel"):
+        summary = ship(service, DATA / "lab" / f"{activity}.pcap", "edge-lab", token_file)
+        assert 0 == summary["rejected"]
+    alerts = httpx.get(f"{service.url}/api/v1/alerts", headers=admin, timeout=10).json()["items"]
+    assert [
+        ("DNS tunnelling suspected", "high", "10.203.0.10", 1),
+        ("HTTP login brute force", "high", "10.203.0.66 10.203.0.2", 1),
+        ("Vertical port scan", "medium", "10.203.0.66 10.203.0.2", 1),
+    ] == sorted((a["title"], a["severity"], a["entity"], a["count"]) for a in alerts)
+    assert {"new"} == {a["status"] for a in alerts}
+
+    # The evidence names stored flows.
+    scan = next(a for a in alerts if a["title"] == "Vertical port scan")
+    detail = httpx.get(f"{service.url}/api/v1/alerts/{scan['id']}", headers=admin, timeout=10)
+    evidence = detail.json()["evidence"]
+    assert (15, 15, 15) == (
+        evidence["events"],
+        len(evidence["event_ids"]),
+        evidence["values"]["distinct destination.port"],
+    )
+    stored = {f["event.id"] for f in all_flows(service, service.admin_token, ip="10.203.0.66")}
+    assert set(evidence["event_ids"]) <= stored
+
+    # A resent capture is recognised: nothing is evaluated twice, no count changes.
+    ship(service, DATA / "lab" / "nmap_syn.pcap", "edge-lab", token_file)
+    again = httpx.get(f"{service.url}/api/v1/alerts", headers=admin, timeout=10).json()["items"]
+    assert sorted((a["id"], a["count"]) for a in alerts) == sorted(
+        (a["id"], a["count"]) for a in again
+    )

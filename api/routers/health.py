@@ -24,7 +24,13 @@ def healthz(store: StoreDep, request: Request) -> JSONResponse:
     except StoreError:
         return JSONResponse({"status": "unavailable", "store": "unavailable"}, status_code=503)
     return JSONResponse(
-        {"status": "ok", "store": "ok", "version": request.app.version}, status_code=200
+        {
+            "status": "ok",
+            "store": "ok",
+            "version": request.app.version,
+            **request.app.state.pipeline.health(),
+        },
+        status_code=200,
     )
 
 

@@ -24,6 +24,7 @@ from api.errors import (
     UnprocessableError,
 )
 from api.metrics import Metrics
+from api.pipeline import Pipeline
 from api.settings import Settings
 from api.store import Store
 from api.tokens import Principal
@@ -76,7 +77,15 @@ async def ingest(
     # Decompression, parsing, validation and the store all run in a worker thread: inflating
     # up to max_decompressed_bytes on the event loop would stall every other request.
     return await run_in_threadpool(
-        _store_batch, raw, encoding == "gzip", principal, settings, store, clock(), metrics
+        _store_batch,
+        raw,
+        encoding == "gzip",
+        principal,
+        settings,
+        store,
+        clock(),
+        metrics,
+        request.app.state.pipeline,
     )
 
 
@@ -88,6 +97,7 @@ def _store_batch(
     store: Store,
     now: datetime,
     metrics: Metrics,
+    pipeline: Pipeline,
 ) -> IngestReply:
     body = gunzip(raw, settings.max_decompressed_bytes) if compressed else raw
     envelope = parse_envelope(body, principal, settings)
@@ -104,13 +114,15 @@ def _store_batch(
             flows.append(record)
         else:
             scans.append(record)
-    counts = store.ingest(envelope.sensor_id, flows, scans, now)
+    counts = store.ingest(envelope.sensor_id, flows, scans, now, detect=pipeline.detect)
     accepted = len(flows) + len(scans)
     metrics.ingest_batches.inc()
     metrics.ingest_bytes.inc(len(body))
     metrics.ingest_records.labels("accepted").inc(counts.inserted)
     metrics.ingest_records.labels("duplicate").inc(counts.duplicates)
     metrics.ingest_records.labels("rejected").inc(len(rejected))
+    metrics.alerts.labels("opened").inc(counts.alerts_opened)
+    metrics.alerts.labels("merged").inc(counts.alerts_merged)
     return IngestReply(accepted=accepted, duplicates=counts.duplicates, rejected=rejected)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from api.store.protocol import Store
@@ -16,7 +17,9 @@ BACKENDS = ("sqlite",)
 def open_store(settings: Settings) -> Store:
     """Open the store the settings name."""
     if settings.store == "sqlite":
-        return SqliteStore.open(settings.db_path)
+        return SqliteStore.open(
+            settings.db_path, dedupe_window=timedelta(seconds=settings.alert_dedupe_seconds)
+        )
     raise ValueError(f"unknown store {settings.store!r}")  # settings validation prevents this
 
 

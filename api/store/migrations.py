@@ -76,4 +76,26 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) STRICT;
     CREATE INDEX scans_by_target ON scans (target, start_us);
     """,
+    # 2: alerts, deduplicated by (source, entity) while open.
+    """
+    CREATE TABLE alerts (
+        id            TEXT PRIMARY KEY,
+        source        TEXT NOT NULL,
+        rule_id       TEXT NOT NULL,
+        title         TEXT NOT NULL,
+        severity      TEXT NOT NULL CHECK (severity IN ('low', 'medium', 'high', 'critical')),
+        entity        TEXT NOT NULL,
+        status        TEXT NOT NULL DEFAULT 'new',
+        first_seen_us INTEGER NOT NULL,
+        last_seen_us  INTEGER NOT NULL,
+        count         INTEGER NOT NULL,
+        tags          TEXT NOT NULL,
+        evidence      TEXT NOT NULL,
+        created_us    INTEGER NOT NULL,
+        updated_us    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX alerts_by_key ON alerts (source, entity, last_seen_us);
+    CREATE INDEX alerts_by_time ON alerts (last_seen_us);
+    CREATE INDEX alerts_by_status ON alerts (status, last_seen_us);
+    """,
 )

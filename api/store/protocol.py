@@ -6,7 +6,7 @@ Backends: :mod:`api.store.sqlite` (the embedded default). Each must pass
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
@@ -62,6 +62,57 @@ class SensorInfo:
 class IngestCounts:
     inserted: int
     duplicates: int
+    alerts_opened: int = 0
+    alerts_merged: int = 0
+
+
+ALERT_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "false_positive")
+OPEN_STATUSES = ("new", "acknowledged", "in_progress")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert as the SOC sees it (DESIGN.md); repeats of one detection raise ``count``."""
+
+    id: str
+    source: str
+    rule_id: str
+    title: str
+    severity: str
+    entity: str
+    status: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    tags: list[str]
+    evidence: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    status: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    entity: str | None = None
+    start: datetime | None = None  # last seen at or after
+    end: datetime | None = None  # last seen before
+    limit: int = 100
+    after: tuple[int, str] | None = None  # keyset cursor: (last seen in µs, id)
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    items: list[Alert]
+    next_after: tuple[int, str] | None
+
+
+Detector = Callable[[list[dict[str, Any]]], list[Any]]
+"""Given the records a batch newly stored (ECS dicts), the detections they cause
+(``rules.engine.Detection``-shaped: source, rule_id, title, level, tags, entity, first_seen,
+last_seen, count, event_ids, values)."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +171,16 @@ class Store(Protocol):
         flows: Sequence[FlowRecord],
         scans: Sequence[ScanRecord],
         now: datetime,
+        detect: Detector | None = None,
     ) -> IngestCounts:
         """Store a batch in one transaction, ignoring records whose id the sensor sent before.
-        Durable when it returns."""
+
+        ``detect`` runs on the records that are new, inside the transaction, and the alerts
+        it yields are stored (or merged into an open alert of the same source and entity seen
+        within ``dedupe_window``) in the same transaction. Durable when it returns."""
 
     def query_flows(self, query: FlowQuery) -> FlowPage: ...
+
+    def query_alerts(self, query: AlertQuery) -> AlertPage: ...
+
+    def get_alert(self, alert_id: str) -> Alert | None: ...

@@ -22,8 +22,13 @@ from typing import Any, Final
 import orjson
 
 from api.errors import ConflictError, StoreError
+from api.store import sqlite_alerts
 from api.store.migrations import MIGRATIONS
 from api.store.protocol import (
+    Alert,
+    AlertPage,
+    AlertQuery,
+    Detector,
     FlowPage,
     FlowQuery,
     IngestCounts,
@@ -32,32 +37,24 @@ from api.store.protocol import (
     PrincipalInfo,
     SensorInfo,
 )
+from api.store.timeconv import from_us, opt_from_us, to_us
 from api.tokens import Role
 from sensors.wire import FlowRecord, ScanRecord, dump_record, utc
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 _BUSY_TIMEOUT_MS: Final = 10_000
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch; exact, unlike ``timestamp()`` which goes through a float."""
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-def _opt_from_us(value: int | None) -> datetime | None:
-    return None if value is None else from_us(value)
+DEDUPE_WINDOW: Final = timedelta(hours=1)
+"""A detection merges into an open alert of the same source and entity last seen this
+recently; after a longer quiet, it opens a new alert."""
 
 
 class SqliteStore:
     """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+    def __init__(
+        self, path: Path, writer: sqlite3.Connection, dedupe_window: timedelta = DEDUPE_WINDOW
+    ) -> None:
         self.path = path
+        self.dedupe_window_us = dedupe_window // timedelta(microseconds=1)
         self._writer = writer
         self._write_lock = threading.Lock()
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
@@ -66,7 +63,7 @@ class SqliteStore:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path) -> SqliteStore:
+    def open(cls, path: Path, *, dedupe_window: timedelta = DEDUPE_WINDOW) -> SqliteStore:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -84,7 +81,7 @@ class SqliteStore:
                 writer = _connect(path, readonly=False)
             except (OSError, sqlite3.Error) as exc:
                 raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-            store = cls(path, writer)
+            store = cls(path, writer, dedupe_window)
             try:
                 store._migrate()
             except BaseException:
@@ -272,12 +269,12 @@ class SqliteStore:
             SensorInfo(
                 sensor_id=row[0],
                 created_at=from_us(row[1]),
-                last_seen=_opt_from_us(row[2]),
+                last_seen=opt_from_us(row[2]),
                 records_received=row[3],
                 batches_received=row[4],
                 version=row[5],
                 counters=orjson.loads(row[6]),
-                last_heartbeat=_opt_from_us(row[7]),
+                last_heartbeat=opt_from_us(row[7]),
             )
             for row in rows
         ]
@@ -290,6 +287,7 @@ class SqliteStore:
         flows: Sequence[FlowRecord],
         scans: Sequence[ScanRecord],
         now: datetime,
+        detect: Detector | None = None,
     ) -> IngestCounts:
         received = to_us(now)
         extra = {"observer.name": sensor_id, "event.ingested": utc(now.astimezone(UTC))}
@@ -321,7 +319,13 @@ class SqliteStore:
             )
             for scan in scans
         ]
+        opened = merged = 0
         with self._write() as conn:
+            known = (
+                sqlite_alerts.known_ids(conn, sensor_id, [row[1] for row in flow_rows])
+                if detect
+                else set()
+            )
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO flows (sensor_id, event_id, start_us, end_us, src_ip,"
@@ -341,7 +345,28 @@ class SqliteStore:
                 " batches_received = batches_received + 1 WHERE sensor_id = ?",
                 (received, inserted, sensor_id),
             )
-        return IngestCounts(inserted=inserted, duplicates=len(flows) + len(scans) - inserted)
+            if detect is not None:
+                fresh = [orjson.loads(row[10]) for row in flow_rows if row[1] not in known]
+                fresh = list({doc["event.id"]: doc for doc in fresh}.values())  # repeats in a batch
+                for detection in detect(fresh) if fresh else []:
+                    if sqlite_alerts.record_alert(conn, detection, received, self.dedupe_window_us):
+                        opened += 1
+                    else:
+                        merged += 1
+        return IngestCounts(
+            inserted=inserted,
+            duplicates=len(flows) + len(scans) - inserted,
+            alerts_opened=opened,
+            alerts_merged=merged,
+        )
+
+    def query_alerts(self, query: AlertQuery) -> AlertPage:
+        with self._read() as conn:
+            return sqlite_alerts.query_alerts(conn, query)
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        with self._read() as conn:
+            return sqlite_alerts.get_alert(conn, alert_id)
 
     def query_flows(self, query: FlowQuery) -> FlowPage:
         where: list[str] = []
@@ -389,7 +414,7 @@ def _principal(row: Sequence[Any]) -> PrincipalInfo:
         key_id=row[3],
         sensor_id=row[4],
         created_at=from_us(row[5]),
-        revoked_at=_opt_from_us(row[6]),
+        revoked_at=opt_from_us(row[6]),
     )
 
 

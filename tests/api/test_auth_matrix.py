@@ -48,6 +48,10 @@ def _throwaway(store: SqliteStore) -> dict[str, Any]:
     return {"path": {"token_id": info.id}}
 
 
+def _unknown_alert(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"alert_id": "0" * 32}}
+
+
 def _nothing(store: SqliteStore) -> dict[str, Any]:
     return {}
 
@@ -72,6 +76,11 @@ MATRIX: dict[
         {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
     ),
     ("GET", "/api/v1/flows"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
+    ("GET", "/api/v1/alerts"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
+    ("GET", "/api/v1/alerts/{alert_id}"): (
+        _unknown_alert,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
     ("POST", "/api/v1/tokens"): (
         _new_token,
         {None: 401, "sensor": 403, "analyst": 403, "admin": 201},

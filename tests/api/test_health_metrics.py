@@ -10,17 +10,27 @@ import pytest
 
 from api.app import create_app
 from api.logs import OWN_LOGGERS, configure_logging
+from api.pipeline import BUILTIN_RULES
 from api.settings import Settings, load_settings
 from api.store import SqliteStore
+from rules.loader import load_rules
 from tests.conftest import LiveServer, Tokens
 
 
-def test_healthz_reports_the_store(client: httpx.Client, store: SqliteStore) -> None:
+def test_healthz_reports_the_store_and_the_rules(client: httpx.Client, store: SqliteStore) -> None:
     response = client.get("/healthz")
-    assert (200, {"status": "ok", "store": "ok", "version": response.json()["version"]}) == (
-        response.status_code,
-        response.json(),
-    )
+    pack = load_rules([BUILTIN_RULES])
+    assert (
+        200,
+        {
+            "status": "ok",
+            "store": "ok",
+            "version": response.json()["version"],
+            "rules": len(pack.rules),
+            "correlations": len(pack.correlations),
+            "rule_problems": 0,
+        },
+    ) == (response.status_code, response.json())
     store.close()
     broken = client.get("/healthz")
     assert (

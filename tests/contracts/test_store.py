@@ -7,16 +7,18 @@ when it lands, joins the list and runs where TRUSTWATCH_TEST_ES_URL names a clus
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from api.errors import ConflictError
 from api.settings import load_settings
 from api.store import BACKENDS, Store, open_store
-from api.store.protocol import FlowQuery, NewPrincipal
+from api.store.protocol import AlertQuery, FlowQuery, NewPrincipal
 from api.tokens import Role, hash_secret
 from sensors.wire import FlowRecord, ScanRecord, validate_record
 from tests.conftest import NOW
@@ -235,3 +237,117 @@ def test_flow_queries_filter_and_page_newest_first(backend: Store) -> None:
         if after is None:
             break
     assert pages == [["5", "4"], ["3", "2"], ["1"]]
+
+
+@dataclass(frozen=True)
+class FakeDetection:
+    """What a detector hands the store (the shape of rules.engine.Detection)."""
+
+    source: str
+    entity: str
+    first_seen: datetime
+    count: int = 1
+    rule_id: str = "r1"
+    title: str = "A rule"
+    level: str = "high"
+    tags: tuple[str, ...] = ("attack.t1046",)
+    event_ids: tuple[str, ...] = ("e1",)
+    values: dict[str, Any] = field(default_factory=lambda: {"destination.port": 22})
+
+    @property
+    def last_seen(self) -> datetime:
+        return self.first_seen
+
+
+def detector(*detections: FakeDetection) -> Any:
+    calls: list[list[dict[str, Any]]] = []
+
+    def detect(records: list[dict[str, Any]]) -> list[FakeDetection]:
+        calls.append(records)
+        return list(detections)
+
+    detect.calls = calls  # type: ignore[attr-defined]
+    return detect
+
+
+def test_detections_become_alerts_in_the_ingest_transaction(backend: Store) -> None:
+    a_sensor(backend)
+    first = detector(FakeDetection("rule:r1", "10.0.0.9", NOW, count=15))
+    counts = backend.ingest("s1", [a_flow(1), a_flow(2)], [], NOW, detect=first)
+    assert (1, 0) == (counts.alerts_opened, counts.alerts_merged)
+    assert [["flow" + "0" * 27 + "1", "flow" + "0" * 27 + "2"]] == [
+        sorted(r["event.id"] for r in call) for call in first.calls
+    ]
+    (alert,) = backend.query_alerts(AlertQuery()).items
+    assert ("rule:r1", "10.0.0.9", "high", "new", 1, ["attack.t1046"]) == (
+        alert.source,
+        alert.entity,
+        alert.severity,
+        alert.status,
+        alert.count,
+        alert.tags,
+    )
+    assert {"events": 15, "event_ids": ["e1"], "values": {"destination.port": 22}} == alert.evidence
+    assert alert == backend.get_alert(alert.id)
+    assert backend.get_alert("0" * 32) is None
+
+
+def test_a_repeat_merges_and_a_late_one_opens_a_new_alert(backend: Store) -> None:
+    a_sensor(backend)
+    backend.ingest("s1", [a_flow(1)], [], NOW, detect=detector(FakeDetection("rule:r1", "h", NOW)))
+    soon = NOW + timedelta(minutes=10)
+    merged = backend.ingest(
+        "s1", [a_flow(2)], [], soon, detect=detector(FakeDetection("rule:r1", "h", soon))
+    )
+    late = NOW + timedelta(hours=3)
+    opened = backend.ingest(
+        "s1", [a_flow(3)], [], late, detect=detector(FakeDetection("rule:r1", "h", late))
+    )
+    assert ((0, 1), (1, 0)) == (
+        (merged.alerts_opened, merged.alerts_merged),
+        (opened.alerts_opened, opened.alerts_merged),
+    )
+    alerts = backend.query_alerts(AlertQuery()).items
+    assert [(1, late, late), (2, NOW, soon)] == [
+        (a.count, a.first_seen, a.last_seen) for a in alerts
+    ]
+
+
+def test_only_new_records_are_given_to_the_detector(backend: Store) -> None:
+    a_sensor(backend)
+    backend.ingest("s1", [a_flow(1)], [], NOW)
+    detect = detector()
+    backend.ingest("s1", [a_flow(1), a_flow(2), a_flow(2)], [], NOW, detect=detect)
+    assert [["flow" + "0" * 27 + "2"]] == [[r["event.id"] for r in call] for call in detect.calls]
+    resend = detector()
+    backend.ingest("s1", [a_flow(1), a_flow(2)], [], NOW, detect=resend)
+    assert [] == resend.calls
+
+
+def test_alert_queries_filter_and_page(backend: Store) -> None:
+    a_sensor(backend)
+    detections = [
+        FakeDetection(
+            f"rule:r{i % 2}",
+            f"10.0.0.{i}",
+            NOW + timedelta(minutes=i),
+            level="high" if i % 2 else "low",
+        )
+        for i in range(5)
+    ]
+    backend.ingest("s1", [a_flow(1)], [], NOW, detect=detector(*detections))
+    entities = [a.entity for a in backend.query_alerts(AlertQuery()).items]
+    assert ["10.0.0.4", "10.0.0.3", "10.0.0.2", "10.0.0.1", "10.0.0.0"] == entities
+    assert ["10.0.0.3", "10.0.0.1"] == [
+        a.entity for a in backend.query_alerts(AlertQuery(severity="high")).items
+    ]
+    assert ["10.0.0.4", "10.0.0.2", "10.0.0.0"] == [
+        a.entity for a in backend.query_alerts(AlertQuery(source="rule:r0")).items
+    ]
+    pages, after = [], None
+    while True:
+        page = backend.query_alerts(AlertQuery(limit=2, after=after))
+        pages.append([a.entity for a in page.items])
+        if (after := page.next_after) is None:
+            break
+    assert [["10.0.0.4", "10.0.0.3"], ["10.0.0.2", "10.0.0.1"], ["10.0.0.0"]] == pages

@@ -1,0 +1,83 @@
+"""Alerts for the SOC: list with filters (newest activity first), and one with its evidence."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import AwareDatetime, BaseModel
+
+from api.auth import ReaderPrincipal
+from api.dependencies import StoreDep
+from api.errors import NotFoundError, UnprocessableError
+from api.store.protocol import Alert, AlertQuery
+
+router = APIRouter(tags=["alerts"])
+
+Status = Literal["new", "acknowledged", "in_progress", "resolved", "false_positive"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class AlertPageOut(BaseModel):
+    items: list[Alert]
+    next_cursor: str | None
+
+
+@router.get("/api/v1/alerts", response_model=AlertPageOut, summary="Alerts, latest first")
+def list_alerts(
+    _: ReaderPrincipal,
+    store: StoreDep,
+    status: Status | None = None,
+    severity: Severity | None = None,
+    source: Annotated[str | None, Query(max_length=200, description="rule:<id>")] = None,
+    entity: Annotated[str | None, Query(max_length=300)] = None,
+    start: Annotated[AwareDatetime | None, Query(description="last seen at or after")] = None,
+    end: Annotated[AwareDatetime | None, Query(description="last seen before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=128)] = None,
+) -> AlertPageOut:
+    if start is not None and end is not None and end <= start:
+        raise UnprocessableError("end must be after start")
+    page = store.query_alerts(
+        AlertQuery(
+            status=status,
+            severity=severity,
+            source=source,
+            entity=entity,
+            start=start,
+            end=end,
+            limit=limit,
+            after=_decode(cursor) if cursor else None,
+        )
+    )
+    return AlertPageOut(
+        items=page.items, next_cursor=_encode(page.next_after) if page.next_after else None
+    )
+
+
+@router.get("/api/v1/alerts/{alert_id}", response_model=Alert, summary="One alert")
+def get_alert(
+    alert_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], _: ReaderPrincipal, store: StoreDep
+) -> Alert:
+    alert = store.get_alert(alert_id)
+    if alert is None:
+        raise NotFoundError(f"no alert {alert_id}")
+    return alert
+
+
+def _encode(after: tuple[int, str]) -> str:
+    return base64.urlsafe_b64encode(f"{after[0]}:{after[1]}".encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        seen, alert_id = raw.split(":")
+        value = int(seen)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise UnprocessableError("cursor is not one this API issued") from exc
+    if not 0 <= value < 2**63 or len(alert_id) != 32:
+        raise UnprocessableError("cursor is not one this API issued")
+    return value, alert_id

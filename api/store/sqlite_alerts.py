@@ -1,0 +1,153 @@
+"""Alert rows in the SQLite store: opening and merging them, and reading them back.
+
+Part of :class:`~api.store.sqlite.SqliteStore`; the functions take the connection the store
+gives them, inside its transaction or read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+
+from api.store.protocol import Alert, AlertPage, AlertQuery
+from api.store.timeconv import from_us, to_us
+
+MAX_EVIDENCE_IDS: Final = 100  # event ids an alert keeps; its count stays exact
+_ID_CHUNK: Final = 500  # ids per IN (...) lookup, well under SQLite's variable limit
+
+_ALERT_COLUMNS: Final = (
+    "id, source, rule_id, title, severity, entity, status, first_seen_us, last_seen_us, count,"
+    " tags, evidence, created_us, updated_us"
+)
+
+
+def known_ids(conn: sqlite3.Connection, sensor_id: str, ids: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT event_id FROM flows WHERE sensor_id = ? AND event_id IN ({marks})",
+            [sensor_id, *chunk],
+        )
+        known.update(row[0] for row in rows)
+    return known
+
+
+def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: int) -> bool:
+    """Open an alert for ``detection``, or merge it into the open one it repeats.
+
+    ``count`` counts detections (repeats); ``evidence.events`` the events behind them.
+    Returns whether a new alert was opened."""
+    first, last = to_us(detection.first_seen), to_us(detection.last_seen)
+    row = conn.execute(
+        "SELECT id, first_seen_us, last_seen_us, evidence FROM alerts WHERE source = ? AND"
+        " entity = ? AND status IN ('new', 'acknowledged', 'in_progress') AND last_seen_us >= ?"
+        " ORDER BY last_seen_us DESC LIMIT 1",
+        (detection.source, detection.entity, first - window_us),
+    ).fetchone()
+    if row is None:
+        evidence = {
+            "events": detection.count,
+            "event_ids": list(detection.event_ids)[:MAX_EVIDENCE_IDS],
+            "values": dict(detection.values),
+        }
+        conn.execute(
+            f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?,"
+            " ?, ?)",
+            (
+                uuid.uuid4().hex,
+                detection.source,
+                detection.rule_id,
+                detection.title,
+                detection.level,
+                detection.entity,
+                first,
+                last,
+                1,
+                orjson.dumps(list(detection.tags)).decode(),
+                orjson.dumps(evidence, default=str).decode(),
+                now,
+                now,
+            ),
+        )
+        return True
+    evidence = orjson.loads(row[3])
+    ids = evidence.get("event_ids", [])
+    ids.extend(i for i in detection.event_ids if len(ids) < MAX_EVIDENCE_IDS)
+    evidence["event_ids"] = ids
+    evidence["events"] = evidence.get("events", 0) + detection.count
+    evidence["values"] = dict(detection.values)
+    conn.execute(
+        "UPDATE alerts SET count = count + 1, first_seen_us = ?, last_seen_us = ?, evidence = ?,"
+        " updated_us = ? WHERE id = ?",
+        (
+            min(row[1], first),
+            max(row[2], last),
+            orjson.dumps(evidence, default=str).decode(),
+            now,
+            row[0],
+        ),
+    )
+    return False
+
+
+def _alert(row: Sequence[Any]) -> Alert:
+    return Alert(
+        id=row[0],
+        source=row[1],
+        rule_id=row[2],
+        title=row[3],
+        severity=row[4],
+        entity=row[5],
+        status=row[6],
+        first_seen=from_us(row[7]),
+        last_seen=from_us(row[8]),
+        count=row[9],
+        tags=orjson.loads(row[10]),
+        evidence=orjson.loads(row[11]),
+        created_at=from_us(row[12]),
+        updated_at=from_us(row[13]),
+    )
+
+
+def query_alerts(conn: sqlite3.Connection, query: AlertQuery) -> AlertPage:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("status", query.status),
+        ("severity", query.severity),
+        ("source", query.source),
+        ("entity", query.entity),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.start is not None:
+        where.append("last_seen_us >= ?")
+        params.append(to_us(query.start))
+    if query.end is not None:
+        where.append("last_seen_us < ?")
+        params.append(to_us(query.end))
+    if query.after is not None:
+        where.append("(last_seen_us < ? OR (last_seen_us = ? AND id < ?))")
+        params += [query.after[0], query.after[0], query.after[1]]
+    sql = f"SELECT {_ALERT_COLUMNS} FROM alerts"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY last_seen_us DESC, id DESC LIMIT ?"
+    params.append(query.limit + 1)
+    rows = conn.execute(sql, params).fetchall()
+    more = len(rows) > query.limit
+    alerts = [_alert(row) for row in rows[: query.limit]]
+    last = alerts[-1] if more and alerts else None
+    return AlertPage(alerts, (to_us(last.last_seen), last.id) if last else None)
+
+
+def get_alert(conn: sqlite3.Connection, alert_id: str) -> Alert | None:
+    row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    return None if row is None else _alert(row)
