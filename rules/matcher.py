@@ -79,9 +79,7 @@ _COMPARE: Final[dict[CompareOperators, Callable[[float, float], bool]]] = {
 def compile_rule(rule: SigmaRule) -> Predicate:
     """The rule's condition as one predicate (several conditions: any of them)."""
     predicates = [_node(condition.parse()) for condition in rule.detection.parsed_condition]
-    if len(predicates) == 1:
-        return predicates[0]
-    return lambda event: any(p(event) for p in predicates)
+    return _any(predicates)
 
 
 def fields_of(rule: SigmaRule) -> set[str]:
@@ -100,11 +98,12 @@ def fields_of(rule: SigmaRule) -> set[str]:
 
 def _node(node: Any) -> Predicate:
     if isinstance(node, ConditionAND):
-        parts = [_node(arg) for arg in node.args]
-        return lambda event: all(p(event) for p in parts)
+        return _all([_node(arg) for arg in node.args])
     if isinstance(node, ConditionOR):
-        parts = [_node(arg) for arg in node.args]
-        return lambda event: any(p(event) for p in parts)
+        lookup = _set_lookup(node.args)
+        if lookup is not None:
+            return lookup
+        return _any([_node(arg) for arg in node.args])
     if isinstance(node, ConditionNOT):
         inner = _node(node.args[0])
         return lambda event: not inner(event)
@@ -114,6 +113,71 @@ def _node(node: Any) -> Predicate:
         test = _value_test(node.value)
         return lambda event: any(isinstance(v, str) and test(v) for v in event.values())
     raise UnsupportedRuleError(f"condition element {type(node).__name__} is not supported")
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    # Plain loops: all()/any() over a generator cost a frame per call, on every event.
+    if len(parts) == 1:
+        return parts[0]
+
+    def every(event: Event) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop: all() over a generator is slower here
+            if not part(event):
+                return False
+        return True
+
+    return every
+
+
+def _any(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+
+    def some(event: Event) -> bool:
+        for part in parts:  # noqa: SIM110 - a loop: any() over a generator is slower here
+            if part(event):
+                return True
+        return False
+
+    return some
+
+
+def _set_lookup(args: list[Any]) -> Predicate | None:
+    """``field: [a, b, c]`` with plain numbers or strings: one set lookup instead of a test
+    per value. ``None`` when the values are not all plain, or name several fields."""
+    fields = {getattr(arg, "field", None) for arg in args}
+    if len(args) < 3 or len(fields) != 1 or None in fields:
+        return None
+    numbers: set[float | int] = set()
+    strings: set[str] = set()
+    for arg in args:
+        value = arg.value
+        if not isinstance(arg, ConditionFieldEqualsValueExpression):
+            return None
+        if isinstance(value, SigmaNumber):
+            numbers.add(value.number)
+        elif type(value) is SigmaString and not value.contains_special():
+            strings.add("".join(p for p in value.s if isinstance(p, str)).lower())
+        else:
+            return None
+    field = str(next(iter(fields)))
+
+    def member(actual: Any) -> bool:
+        if numbers:
+            number = _number(actual)
+            if number is not None and number in numbers:
+                return True
+        return bool(strings) and _text(actual).lower() in strings
+
+    def lookup(event: Event) -> bool:
+        actual = event.get(field)
+        if actual is None:
+            return False
+        if isinstance(actual, list):
+            return any(member(item) for item in actual)
+        return member(actual)
+
+    return lookup
 
 
 def _field(field: str, value: Any) -> Predicate:

@@ -291,6 +291,7 @@ class SqliteStore:
     ) -> IngestCounts:
         received = to_us(now)
         extra = {"observer.name": sensor_id, "event.ingested": utc(now.astimezone(UTC))}
+        docs = [dump_record(flow) | extra for flow in flows]
         flow_rows = [
             (
                 sensor_id,
@@ -303,9 +304,9 @@ class SqliteStore:
                 flow.destination_port,
                 flow.network_transport.value,
                 received,
-                orjson.dumps(dump_record(flow) | extra),
+                orjson.dumps(doc),
             )
-            for flow in flows
+            for flow, doc in zip(flows, docs, strict=True)
         ]
         scan_rows = [
             (
@@ -346,8 +347,10 @@ class SqliteStore:
                 (received, inserted, sensor_id),
             )
             if detect is not None:
-                fresh = [orjson.loads(row[10]) for row in flow_rows if row[1] not in known]
-                fresh = list({doc["event.id"]: doc for doc in fresh}.values())  # repeats in a batch
+                # New records only, and each once (a batch may repeat one).
+                fresh = list(
+                    {d["event.id"]: d for d in docs if d["event.id"] not in known}.values()
+                )
                 for detection in detect(fresh) if fresh else []:
                     if sqlite_alerts.record_alert(conn, detection, received, self.dedupe_window_us):
                         opened += 1

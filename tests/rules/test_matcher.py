@@ -41,8 +41,13 @@ def matches(detection: str, event: dict[str, Any] = FLOW) -> bool:
         ("s: {network.iana_number: 6}\ncondition: s", True),
         ("s: {destination.port: '445'}\ncondition: s", True),
         ("s: {destination.port: 22}\ncondition: s", False),
-        # lists: any value
+        # lists: any value (three or more plain values become one set lookup)
         ("s: {destination.port: [22, 445, 3389]}\ncondition: s", True),
+        ("s: {destination.port: [22, 23, 3389]}\ncondition: s", False),
+        ("s: {network.transport: [udp, TCP, icmp]}\ncondition: s", True),
+        ("s: {network.iana_number: [17, 6, 1]}\ncondition: s", True),
+        ("s: {flow.state: [SF, S0, 're*']}\ncondition: s", True),
+        ("s: {flow.state: [SF, S0, 'x*']}\ncondition: s", False),
         # string modifiers and wildcards
         ("s: {dns.question.name|endswith: .example.org}\ncondition: s", True),
         ("s: {dns.question.name|startswith: abcdef}\ncondition: s", True),
