@@ -526,6 +526,7 @@ def profile_split(batches: list[list[dict[str, Any]]], workdir: Path) -> list[tu
     """Median milliseconds, per batch of 1,000 records, of each step the server takes."""
     # Imported here: only --profile needs the server's modules in this process.
     from api.body import gunzip
+    from api.pipeline import Pipeline
     from api.routers.ingest import parse_envelope
     from api.settings import Settings
     from api.store import SqliteStore
@@ -543,6 +544,8 @@ def profile_split(batches: list[list[dict[str, Any]]], workdir: Path) -> list[tu
 
     full = SqliteStore.open(workdir / "full.sqlite3")
     off = SqliteStore.open(workdir / "off.sqlite3")
+    detecting = SqliteStore.open(workdir / "detect.sqlite3")
+    pipeline = Pipeline.from_directories(None)  # the built-in rule pack, as the service runs it
     # Private on purpose: only to show how much of the store's time is the commit's fsync.
     off._writer.execute("PRAGMA synchronous = OFF")
     try:
@@ -568,9 +571,13 @@ def profile_split(batches: list[list[dict[str, Any]]], workdir: Path) -> list[tu
             started = time.perf_counter()
             off.ingest(SENSOR_ID, flows, [], now)
             timed("store.ingest, synchronous=OFF (comparison)", started)
+            started = time.perf_counter()
+            detecting.ingest(SENSOR_ID, flows, [], now, detect=pipeline.detect)
+            timed("store.ingest with the rule pack (as served)", started)
     finally:
         full.close()
         off.close()
+        detecting.close()
     result = [(name, statistics.median(values)) for name, values in samples.items()]
     result.append(("one access-log line (per request)", access_log_line_ms()))
     return result
