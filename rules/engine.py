@@ -79,6 +79,14 @@ class RuleEngine:
             c.id: OrderedDict() for c in pack.correlations
         }
 
+    def adopt_windows(self, previous: RuleEngine) -> None:
+        """Take over the windows of ``previous``'s correlations that this engine has unchanged
+        (a rule reload must not forget a scan half-way through)."""
+        old = {c.id: c for c in previous.correlations}
+        for correlation in self.correlations:
+            if old.get(correlation.id) == correlation:
+                self._windows[correlation.id] = previous._windows[correlation.id]
+
     def evaluate_all(self, events: Iterable[Event]) -> list[Detection]:
         found: list[Detection] = []
         for event in events:
