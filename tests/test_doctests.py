@@ -16,7 +16,7 @@ MODULES = (
     "api.tokens",
     "api.body",
     "api.store.timeconv",
-    "api.routers.flows",
+    "api.cursors",
     "rules.matcher",
 )
 

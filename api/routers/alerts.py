@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.auth import ReaderPrincipal
+from api.cursors import decode_cursor, encode_cursor
 from api.dependencies import StoreDep
 from api.errors import NotFoundError, UnprocessableError
 from api.store.protocol import Alert, AlertQuery
@@ -49,11 +48,12 @@ def list_alerts(
             start=start,
             end=end,
             limit=limit,
-            after=_decode(cursor) if cursor else None,
+            after=decode_cursor(cursor, str) if cursor else None,
         )
     )
     return AlertPageOut(
-        items=page.items, next_cursor=_encode(page.next_after) if page.next_after else None
+        items=page.items,
+        next_cursor=encode_cursor(*page.next_after) if page.next_after else None,
     )
 
 
@@ -65,19 +65,3 @@ def get_alert(
     if alert is None:
         raise NotFoundError(f"no alert {alert_id}")
     return alert
-
-
-def _encode(after: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(f"{after[0]}:{after[1]}".encode()).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        seen, alert_id = raw.split(":")
-        value = int(seen)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise UnprocessableError("cursor is not one this API issued") from exc
-    if not 0 <= value < 2**63 or len(alert_id) != 32:
-        raise UnprocessableError("cursor is not one this API issued")
-    return value, alert_id

@@ -6,8 +6,6 @@ deep it is and does not shift while new flows arrive.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any
 
@@ -15,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.auth import ReaderPrincipal
+from api.cursors import decode_cursor, encode_cursor
 from api.dependencies import StoreDep
 from api.errors import UnprocessableError
 from api.store.protocol import FlowQuery
@@ -62,30 +61,10 @@ def list_flows(
             port=port,
             sensor_id=sensor,
             limit=limit,
-            after=decode_cursor(cursor) if cursor else None,
+            after=decode_cursor(cursor, int) if cursor else None,
         )
     )
     return FlowPageOut(
         items=page.items,
-        next_cursor=encode_cursor(page.next_after) if page.next_after else None,
+        next_cursor=encode_cursor(*page.next_after) if page.next_after else None,
     )
-
-
-def encode_cursor(after: tuple[int, int]) -> str:
-    """An opaque cursor for a keyset position (event.start in µs, sequence).
-
-    >>> decode_cursor(encode_cursor((1700000000000000, 42)))
-    (1700000000000000, 42)
-    """
-    return base64.urlsafe_b64encode(f"{after[0]}:{after[1]}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        start, seq = (int(part) for part in raw.split(":"))
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise UnprocessableError("cursor is not one this API issued") from exc
-    if not (0 <= start < 2**63 and 0 <= seq < 2**63):  # what SQLite's integers hold
-        raise UnprocessableError("cursor is not one this API issued")
-    return start, seq

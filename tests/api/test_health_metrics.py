@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -86,6 +87,11 @@ def test_the_access_log_never_records_tokens_or_query_strings(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="trustwatch.access"):
         client.get("/api/v1/flows", params={"ip": "10.9.8.7"}, headers=tokens.of("analyst"))
+        # The line is written once the response has gone out: the client may be first.
+        deadline = time.monotonic() + 2
+        while not any(r.name == "trustwatch.access" for r in caplog.records):
+            assert time.monotonic() < deadline, "no access log line"
+            time.sleep(0.01)
     records = [r for r in caplog.records if r.name == "trustwatch.access"]
     assert len(records) == 1
     text = str(vars(records[0]))
