@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
@@ -24,7 +24,7 @@ from sensors.capture import LiveCapture
 from sensors.errors import CaptureTruncatedError, SensorError
 from sensors.flows import FlowExporter, FlowMeter, MeterConfig
 from sensors.packet import PacketDecoder
-from sensors.pcapfile import count_frames, read_frames
+from sensors.pcapfile import Frame, count_frames, read_frames
 from sensors.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -210,19 +210,25 @@ def run_live(
     meter = FlowMeter(meter_config)
     exporter = FlowExporter(sensor_id)
     batcher = Batcher(sink, batch_size, batch_wait)
+
+    def take(frames: Iterator[Frame]) -> None:
+        for frame in frames:
+            summary.frames += 1
+            packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
+            if packet is not None:
+                meter.add(packet, frame.data)
+
     try:
         while not stop.is_set():
-            for frame in capture.frames(TICK):
-                summary.frames += 1
-                packet = decoder.decode(frame.ts_ns, frame.linktype, frame.data)
-                if packet is not None:
-                    meter.add(packet, frame.data)
+            take(capture.frames(TICK))
             meter.expire(time.time_ns())  # live: packet time is wall-clock time
             now = time.monotonic()
             batcher.add([exporter.record(flow) for flow in meter.drain()], now)
             batcher.tick(now)
             if counters is not None:
                 counters.update(_live_counters(decoder, meter, capture))
+        # Asked to stop: what the kernel already captured is still read, then every flow ends.
+        take(capture.frames(0.0, most=1_000_000))
         meter.flush()
         batcher.add([exporter.record(flow) for flow in meter.drain()], time.monotonic())
         batcher.flush()
