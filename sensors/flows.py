@@ -28,7 +28,7 @@ from typing import Any, Final
 from sensors.appmeta import AppState
 from sensors.community_id import ICMP4_COUNTERPART, ICMP6_COUNTERPART, community_id
 from sensors.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, Packet
-from sensors.wire import FLOW_DATASET, FlowEndReason
+from sensors.wire import FLOW_DATASET, FlowEndReason, utc
 
 _NS: Final = 1_000_000_000
 _SWEEP_INTERVAL_NS: Final = _NS  # expiry runs at most once per second of packet time
@@ -461,5 +461,4 @@ def event_id(sensor_id: str, key: str, start_ns: int) -> str:
 
 def _iso(ts_ns: int) -> str:
     seconds, rest = divmod(ts_ns, _NS)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return utc(datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000))

@@ -16,6 +16,7 @@ MODULES = (
     "api.tokens",
     "api.body",
     "api.store.timeconv",
+    "api.store.keyset",
     "api.cursors",
     "rules.matcher",
 )

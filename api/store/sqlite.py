@@ -23,6 +23,7 @@ import orjson
 
 from api.errors import ConflictError, StoreError
 from api.store import sqlite_alerts
+from api.store.keyset import page_query
 from api.store.migrations import MIGRATIONS
 from api.store.protocol import (
     Alert,
@@ -374,12 +375,6 @@ class SqliteStore:
     def query_flows(self, query: FlowQuery) -> FlowPage:
         where: list[str] = []
         params: list[Any] = []
-        if query.start is not None:
-            where.append("start_us >= ?")
-            params.append(to_us(query.start))
-        if query.end is not None:
-            where.append("start_us < ?")
-            params.append(to_us(query.end))
         if query.ip is not None:
             where.append("(src_ip = ? OR dst_ip = ?)")
             params += [str(query.ip), str(query.ip)]
@@ -389,14 +384,17 @@ class SqliteStore:
         if query.sensor_id is not None:
             where.append("sensor_id = ?")
             params.append(query.sensor_id)
-        if query.after is not None:
-            where.append("(start_us < ? OR (start_us = ? AND seq < ?))")
-            params += [query.after[0], query.after[0], query.after[1]]
-        sql = "SELECT seq, start_us, doc FROM flows"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY start_us DESC, seq DESC LIMIT ?"
-        params.append(query.limit + 1)
+        sql, params = page_query(
+            "SELECT seq, start_us, doc FROM flows",
+            where,
+            params,
+            time_column="start_us",
+            tie_column="seq",
+            start_us=to_us(query.start) if query.start else None,
+            end_us=to_us(query.end) if query.end else None,
+            after=query.after,
+            limit=query.limit,
+        )
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
         more = len(rows) > query.limit

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import orjson
 
+from api.store.keyset import page_query
 from api.store.protocol import Alert, AlertPage, AlertQuery
 from api.store.timeconv import from_us, to_us
 
@@ -127,20 +128,17 @@ def query_alerts(conn: sqlite3.Connection, query: AlertQuery) -> AlertPage:
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
-    if query.start is not None:
-        where.append("last_seen_us >= ?")
-        params.append(to_us(query.start))
-    if query.end is not None:
-        where.append("last_seen_us < ?")
-        params.append(to_us(query.end))
-    if query.after is not None:
-        where.append("(last_seen_us < ? OR (last_seen_us = ? AND id < ?))")
-        params += [query.after[0], query.after[0], query.after[1]]
-    sql = f"SELECT {_ALERT_COLUMNS} FROM alerts"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY last_seen_us DESC, id DESC LIMIT ?"
-    params.append(query.limit + 1)
+    sql, params = page_query(
+        f"SELECT {_ALERT_COLUMNS} FROM alerts",
+        where,
+        params,
+        time_column="last_seen_us",
+        tie_column="id",
+        start_us=to_us(query.start) if query.start else None,
+        end_us=to_us(query.end) if query.end else None,
+        after=query.after,
+        limit=query.limit,
+    )
     rows = conn.execute(sql, params).fetchall()
     more = len(rows) > query.limit
     alerts = [_alert(row) for row in rows[: query.limit]]
