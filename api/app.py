@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api import checkpoint
 from api.dependencies import Clock
 from api.errors import ApiError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
@@ -48,9 +52,23 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = open_store(settings) if owned else store
+        state = checkpoint.state_path(settings.data_dir)
+        await to_thread.run_sync(checkpoint.restore, app.state.pipeline, state)
+        saving = asyncio.create_task(
+            checkpoint.run_checkpoints(
+                app.state.pipeline, state, settings.anomaly_checkpoint_seconds
+            )
+        )
         try:
             yield
         finally:
+            saving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await saving
+            try:
+                await to_thread.run_sync(checkpoint.save, app.state.pipeline, state)
+            except OSError as exc:
+                log.error("anomaly state not saved at shutdown", extra={"error": str(exc)})
             if owned:
                 app.state.store.close()
 
@@ -63,7 +81,9 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = Metrics()
-    app.state.pipeline = pipeline or Pipeline.from_directories(settings.rules_dir)
+    app.state.pipeline = pipeline or Pipeline.from_directories(
+        settings.rules_dir, anomaly=settings.anomaly_detection
+    )
     if store is not None:
         app.state.store = store
 

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     alert_dedupe_seconds: Annotated[int, Field(ge=1, le=30 * 86_400)] = Field(
         default=3600, description="repeats of an open alert this close together merge into it"
     )
+    anomaly_detection: bool = Field(
+        default=True, description="run the online anomaly detectors beside the rules"
+    )
+    anomaly_checkpoint_seconds: Annotated[int, Field(ge=10, le=86_400)] = Field(
+        default=300, description="how often the anomaly detectors' state is saved (and at exit)"
+    )
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (else analyst/admin token)"
     )

@@ -19,6 +19,9 @@ MODULES = (
     "api.store.keyset",
     "api.cursors",
     "rules.matcher",
+    "scoring.features",
+    "scoring.guarded",
+    "scoring.state",
 )
 
 

@@ -30,6 +30,13 @@ def test_healthz_reports_the_store_and_the_rules(client: httpx.Client, store: Sq
             "rules": len(pack.rules),
             "correlations": len(pack.correlations),
             "rule_problems": 0,
+            "anomaly": {
+                "state": "fresh",
+                "sensors": 0,
+                "warming_up": [],
+                "flows_judged": 0,
+                "findings": 0,
+            },
         },
     ) == (response.status_code, response.json())
     store.close()

@@ -63,7 +63,8 @@ def test_a_broken_edit_keeps_the_other_rules_running(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("title: [\n", encoding="utf-8")
     clock.now += RELOAD_CHECK
     assert ["Port 8443"] == [d.title for d in pipeline.detect([event(8443)])]
-    assert {"rules": 1, "correlations": 0, "rule_problems": 1} == pipeline.health()
+    expected = {"rules": 1, "correlations": 0, "rule_problems": 1, "anomaly": {"state": "off"}}
+    assert expected == pipeline.health()
 
 
 def test_an_unchanged_correlation_keeps_its_window_across_a_reload(tmp_path: Path) -> None:
