@@ -41,6 +41,10 @@ class DetectorConfig:
     height: int = 8
     window_size: int = 250
     warm_up: int = 1000
+    warm_up_seconds: float = 600.0
+    """Besides ``warm_up`` points, this much event time from a sensor's first record: a
+    sensor's first minutes need not show its whole mix (UDP flows, for one, are exported
+    only when they go idle, two minutes after TCP flows that closed)."""
     learn_below: float = 0.99
     alert_above: float = 0.999
     seed: int = 42
@@ -53,7 +57,7 @@ class DetectorConfig:
 
 
 FLOW_CONFIG: Final = DetectorConfig()
-HOST_CONFIG: Final = DetectorConfig(warm_up=500, alert_above=0.995)
+HOST_CONFIG: Final = DetectorConfig(warm_up=500, warm_up_seconds=1800.0, alert_above=0.995)
 """A host-minute is a summary; there are fewer of them, and each matters more."""
 
 
@@ -113,6 +117,23 @@ class _PerSensor:
         self.config = config
         self.counters = counters
         self.models: OrderedDict[str, GuardedHalfSpaceTrees] = OrderedDict()
+        self.span_ns: dict[str, tuple[int, int]] = {}  # first and last event time per sensor
+
+    def warming(self, sensor: str, ns: int) -> bool:
+        """Whether ``sensor`` is still in its warm-up time, as of event time ``ns``."""
+        first, last = self.span_ns.get(sensor, (ns, ns))
+        self.span_ns[sensor] = (min(first, ns), max(last, ns))
+        return max(last, ns) - first < self.config.warm_up_seconds * 1e9
+
+    def warm(self) -> list[str]:
+        """The sensors whose models may alert."""
+        needed = self.config.warm_up_seconds * 1e9
+        warm = []
+        for sensor, model in self.models.items():
+            first, last = self.span_ns.get(sensor, (0, 0))
+            if model.warmed_up and last - first >= needed:
+                warm.append(sensor)
+        return sorted(warm)
 
     def model(self, sensor: str) -> GuardedHalfSpaceTrees:
         found = self.models.get(sensor)
@@ -120,7 +141,8 @@ class _PerSensor:
             self.models.move_to_end(sensor)
             return found
         if len(self.models) >= self.config.max_models:
-            self.models.popitem(last=False)
+            evicted, _ = self.models.popitem(last=False)
+            self.span_ns.pop(evicted, None)
             self.counters.models_evicted += 1
         c = self.config
         created = self.models[sensor] = GuardedHalfSpaceTrees(
@@ -149,18 +171,18 @@ class FlowDetector:
     def process(self, record: Mapping[str, Any]) -> AnomalyFinding | None:
         self.counters.records += 1
         sensor = str(record.get("observer.name", ""))
-        x = flow_features(record)
-        model = self._models.model(sensor)
-        verdict = model.judge(x)
-        if not verdict.alert:
-            return None
-        deviations = _deviations(model, x, self.config, self.counters)
-        if deviations is None:
-            return None
         start = _moment(record.get("event.start"))
         end = _moment(record.get("event.end")) or start
         if start is None or end is None:
             self.counters.records_without_time += 1
+            return None
+        x = flow_features(record)
+        model = self._models.model(sensor)
+        verdict = model.judge(x, self._models.warming(sensor, _ns(end)))
+        if not verdict.alert:
+            return None
+        deviations = _deviations(model, x, self.config, self.counters)
+        if deviations is None:
             return None
         self.counters.findings += 1
         return AnomalyFinding(
@@ -178,6 +200,9 @@ class FlowDetector:
 
     def models(self) -> Mapping[str, GuardedHalfSpaceTrees]:
         return self._models.models
+
+    def warm(self) -> list[str]:
+        return self._models.warm()
 
 
 @dataclass
@@ -249,17 +274,23 @@ class HostMinuteDetector:
                 break
             hosts = state.minutes.pop(minute)
             model = self._models.model(sensor)
+            warming = self._models.warming(sensor, minute + MINUTE_NS)
             for host, summary in hosts.items():
-                finding = self._judge(model, sensor, host, summary)
+                finding = self._judge(model, sensor, host, summary, warming)
                 if finding is not None:
                     found.append(finding)
         return found
 
     def _judge(
-        self, model: GuardedHalfSpaceTrees, sensor: str, host: str, summary: HostMinute
+        self,
+        model: GuardedHalfSpaceTrees,
+        sensor: str,
+        host: str,
+        summary: HostMinute,
+        warming: bool,
     ) -> AnomalyFinding | None:
         x = summary.features()
-        verdict = model.judge(x)
+        verdict = model.judge(x, warming)
         if not verdict.alert:
             return None
         deviations = _deviations(model, x, self.config, self.counters)
@@ -281,6 +312,9 @@ class HostMinuteDetector:
 
     def models(self) -> Mapping[str, GuardedHalfSpaceTrees]:
         return self._models.models
+
+    def warm(self) -> list[str]:
+        return self._models.warm()
 
 
 class AnomalyDetectors:
@@ -312,7 +346,7 @@ class AnomalyDetectors:
         flow, host = self.flow.models(), self.host.models()
         return {
             "sensors": len(set(flow) | set(host)),
-            "warming_up": sorted(s for s, m in flow.items() if not m.warmed_up),
+            "warming_up": sorted(set(flow) - set(self.flow.warm())),
             "flows_judged": self.flow.counters.records,
             "findings": self.flow.counters.findings + self.host.counters.findings,
         }

@@ -110,10 +110,13 @@ class GuardedHalfSpaceTrees(AnomalyDetector):
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         self.judge(cast(Mapping[str, float], x))
 
-    def judge(self, x: Mapping[str, float]) -> Verdict:
-        """Score ``x``, decide whether it alerts, and learn it unless it looks unusual."""
+    def judge(self, x: Mapping[str, float], warming: bool = False) -> Verdict:
+        """Score ``x``, decide whether it alerts, and learn it unless it looks unusual.
+
+        ``warming`` extends the warm-up by the caller's own measure (e.g. event time: a
+        sensor's first minutes may not show its whole traffic mix)."""
         score: float = self._hst.score_one(x)
-        if self.warmed_up:
+        if self.warmed_up and not warming:
             guard = self._guard.get()
             threshold = self._alert.get()
             flagged = guard is not None and score >= guard
