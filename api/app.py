@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse
 
 from api import checkpoint
 from api.dependencies import Clock
-from api.errors import ApiError, StoreError
+from api.errors import ApiError, ConfigError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
 from api.pipeline import Pipeline
 from api.routers import alerts, flows, health, ingest, sensors, tokens
 from api.settings import Settings
 from api.store import Store, open_store
+from rules.errors import RuleFileError
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,16 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = Metrics()
-    app.state.pipeline = pipeline or Pipeline.from_directories(
-        settings.rules_dir, anomaly=settings.anomaly_detection
-    )
+    if pipeline is None:
+        try:
+            pipeline = Pipeline.from_directories(
+                settings.rules_dir,
+                anomaly=settings.anomaly_detection,
+                intel=settings.threat_intel_file,
+            )
+        except RuleFileError as exc:
+            raise ConfigError(f"threat_intel_file: {exc}") from exc
+    app.state.pipeline = pipeline
     if store is not None:
         app.state.store = store
 

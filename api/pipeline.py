@@ -23,19 +23,26 @@ from pathlib import Path
 from typing import Any, Final
 
 from rules.engine import Detection, RuleEngine
+from rules.errors import RuleFileError
+from rules.intel import IntelFingerprint, IntelList, IntelMatcher, intel_fingerprint, load_intel
 from rules.loader import RULE_SUFFIXES, RulePack, load_rules
 from scoring.anomaly import AnomalyDetectors, AnomalyFinding
+from scoring.beacon import BeaconFinding
 from scoring.errors import StateError
 from scoring.state import dumps, loads
 
 log = logging.getLogger(__name__)
 
 BUILTIN_RULES: Final = Path(__file__).resolve().parent.parent / "rules" / "pack"
+COMMUNITY_RULES: Final = BUILTIN_RULES.parent / "community"
+"""Filled by ``trustwatch rules import-sigmahq`` from a pinned SigmaHQ commit (README there)."""
 RELOAD_CHECK: Final = 5.0  # seconds between looks at the rule files
 ANOMALY_TITLES: Final = {
     "flow": "Unusual flow",
     "host-minute": "Unusual host behaviour in one minute",
 }
+BEACON_TITLE: Final = "Beaconing: connections at regular intervals to one destination"
+BEACON_TAGS: Final = ("attack.command-and-control", "attack.t1071", "attack.t1573")
 
 
 class Pipeline:
@@ -45,11 +52,14 @@ class Pipeline:
         paths: tuple[Path, ...] = (),
         monotonic: Callable[[], float] = time.monotonic,
         anomaly: AnomalyDetectors | None = None,
+        intel: IntelList | None = None,
     ) -> None:
         self.pack = pack
         self.engine = RuleEngine(pack)
         self.paths = paths
         self.reloads = 0
+        self.intel = None if intel is None else IntelMatcher(intel)
+        self._intel_seen: IntelFingerprint | None = None if intel is None else intel.fingerprint
         self.anomaly = anomaly
         self.anomaly_state_note = "off" if anomaly is None else "fresh"
         self._lock = threading.Lock()
@@ -58,17 +68,44 @@ class Pipeline:
         self._next_check = monotonic() + RELOAD_CHECK
 
     @classmethod
-    def from_directories(cls, extra: Path | None, *, anomaly: bool = True) -> Pipeline:
-        paths = (BUILTIN_RULES, *((extra,) if extra is not None else ()))
-        return cls(_load(paths), paths, anomaly=AnomalyDetectors() if anomaly else None)
+    def from_directories(
+        cls, extra: Path | None, *, anomaly: bool = True, intel: Path | None = None
+    ) -> Pipeline:
+        """The pipeline the settings describe; raises :class:`RuleFileError` if ``intel``
+        names a file that cannot be read as a list."""
+        paths = (BUILTIN_RULES, COMMUNITY_RULES, *((extra,) if extra is not None else ()))
+        return cls(
+            _load(paths),
+            paths,
+            anomaly=AnomalyDetectors() if anomaly else None,
+            intel=None if intel is None else _load_intel(intel),
+        )
 
     def detect(self, records: list[dict[str, Any]]) -> list[Detection]:
         with self._lock:
             self.maybe_reload()
             found = self.engine.evaluate_all(records)
+            if self.intel is not None:
+                found.extend(self.intel.evaluate_all(records))
             if self.anomaly is not None:
                 found.extend(_from_anomaly(f) for f in self.anomaly.process_all(records))
+                found.extend(_from_beacon(f) for f in self.anomaly.beacon.observe_all(records))
             return found
+
+    def _maybe_reload_intel(self) -> None:
+        if self.intel is None:
+            return
+        if self.intel.intel.fingerprint is None:
+            return
+        path = Path(self.intel.intel.fingerprint.path)
+        seen = intel_fingerprint(path)
+        if seen is None or seen == self._intel_seen:
+            return  # unchanged, or gone for now (a feed being replaced): keep what we have
+        self._intel_seen = seen
+        try:
+            self.intel = IntelMatcher(_load_intel(path))
+        except RuleFileError as exc:
+            log.error("threat-intel list not reloaded, old one kept", extra={"error": str(exc)})
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy (``copy.deepcopy``: the evaluation harness tries each attack on a copy of
@@ -104,11 +141,15 @@ class Pipeline:
             self.anomaly_state_note = "fresh" if reason is None else f"fresh: {reason}"
 
     def maybe_reload(self) -> bool:
-        """Reload the rules if a file changed since the last look; say whether it did."""
+        """Reload the rules (and the threat-intel list) if a file changed since the last look;
+        say whether the rules did."""
         now = self._monotonic()
-        if not self.paths or now < self._next_check:
+        if now < self._next_check:
             return False
         self._next_check = now + RELOAD_CHECK
+        self._maybe_reload_intel()
+        if not self.paths:
+            return False
         fingerprint = _fingerprint(self.paths)
         if fingerprint == self._fingerprint:
             return False
@@ -125,12 +166,19 @@ class Pipeline:
         if self.anomaly is not None:
             with self._lock:
                 anomaly |= self.anomaly.health()
-        return {
+        health: dict[str, Any] = {
             "rules": len(self.pack.rules),
             "correlations": len(self.pack.correlations),
             "rule_problems": len(self.pack.problems),
             "anomaly": anomaly,
         }
+        if self.intel is not None:
+            intel = self.intel.intel
+            health["threat_intel"] = {
+                "indicators": len(intel),
+                "problems": len(intel.problems) + intel.problems_dropped,
+            }
+        return health
 
 
 def _from_anomaly(finding: AnomalyFinding) -> Detection:
@@ -157,6 +205,43 @@ def _from_anomaly(finding: AnomalyFinding) -> Detection:
             "explanation": explanation,
         },
     )
+
+
+def _from_beacon(finding: BeaconFinding) -> Detection:
+    key = finding.key
+    return Detection(
+        source="anomaly:beacon",
+        rule_id="anomaly-beacon",
+        title=BEACON_TITLE,
+        level="medium",
+        tags=BEACON_TAGS,
+        entity=key.source,
+        first_seen=finding.first_seen,
+        last_seen=finding.last_seen,
+        count=1,
+        event_ids=finding.event_ids,
+        values={
+            "observer.name": key.sensor,
+            "destination": key.destination,
+            "destination.port": key.port,
+            "network.transport": key.transport,
+            "check-ins": finding.connections,
+            "median interval (s)": round(finding.median_interval, 3),
+            "dispersion": round(finding.dispersion, 4),
+            "skew": round(finding.skew, 4),
+        },
+    )
+
+
+def _load_intel(path: Path) -> IntelList:
+    intel = load_intel(path)
+    for problem in intel.problems:
+        log.warning("threat-intel problem: %s", problem)
+    log.info(
+        "threat-intel list loaded",
+        extra={"path": str(path), "indicators": len(intel), "problems": len(intel.problems)},
+    )
+    return intel
 
 
 def _load(paths: tuple[Path, ...]) -> RulePack:

@@ -62,11 +62,17 @@ class Settings(BaseSettings):
     rules_dir: Path | None = Field(
         default=None, description="Sigma rules to run besides the built-in pack"
     )
+    threat_intel_file: Path | None = Field(
+        default=None,
+        description="a plain list of IPs, networks and domains (a feed export); reloaded when"
+        " it changes",
+    )
     alert_dedupe_seconds: Annotated[int, Field(ge=1, le=30 * 86_400)] = Field(
         default=3600, description="repeats of an open alert this close together merge into it"
     )
     anomaly_detection: bool = Field(
-        default=True, description="run the online anomaly detectors beside the rules"
+        default=True,
+        description="run the online anomaly and beaconing detectors beside the rules",
     )
     anomaly_checkpoint_seconds: Annotated[int, Field(ge=10, le=86_400)] = Field(
         default=300, description="how often the anomaly detectors' state is saved (and at exit)"
@@ -89,6 +95,8 @@ class Settings(BaseSettings):
             )
         if self.rules_dir is not None and not self.rules_dir.is_dir():
             raise ValueError(f"rules_dir {self.rules_dir} is not a directory")
+        if self.threat_intel_file is not None and not self.threat_intel_file.is_file():
+            raise ValueError(f"threat_intel_file {self.threat_intel_file} is not a file")
         if self.max_decompressed_bytes < self.max_body_bytes:
             raise ValueError("max_decompressed_bytes must be at least max_body_bytes")
         return self

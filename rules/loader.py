@@ -4,6 +4,8 @@ only itself.
 A file may hold several YAML documents (rules). Each is parsed and validated by pySigma, its
 condition compiled (:mod:`rules.matcher`), and its fields checked against what our events
 carry: a rule on a field no event has would never fire, which is a mistake worth saying.
+A rule written for one of SigmaHQ's log sources (proxy, webserver, dns, firewall, Zeek) is first
+translated to our field names (:mod:`rules.community`), unmodified on disk.
 Correlation rules are parsed and kept for the in-stream engine.
 """
 
@@ -20,6 +22,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
+from rules.community import translate
 from rules.correlation import Correlation, compile_correlation
 from rules.errors import RuleProblem, RulesError
 from rules.matcher import Predicate, compile_rule, fields_of
@@ -175,6 +178,12 @@ def _compiled(
     known_fields: frozenset[str],
     problems: list[RuleProblem],
 ) -> Rule | None:
+    misses = translate(rule)  # a rule in SigmaHQ's field names gets ours, whole or not at all
+    for miss in misses:
+        where = _key_line(node, miss.field or "logsource") or line
+        problems.append(RuleProblem(path, where, miss.reason))
+    if misses:
+        return None
     fields = fields_of(rule)
     unknown = sorted(fields - known_fields)
     if unknown:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from scoring.beacon import BeaconDetector
 from scoring.features import FLOW_FEATURES, HOST_FEATURES, HostMinute, flow_features
 from scoring.guarded import Deviation, GuardedHalfSpaceTrees, Verdict
 
@@ -318,15 +319,19 @@ class HostMinuteDetector:
 
 
 class AnomalyDetectors:
-    """Both detectors over one stream of flow records: what the service runs."""
+    """The behavioural detectors over one stream of flow records, as the service runs them
+    and checkpoints them together: per flow, per host-minute, and beaconing
+    (:mod:`scoring.beacon`, which the caller asks through :attr:`beacon`)."""
 
     def __init__(
         self,
         flow: FlowDetector | None = None,
         host: HostMinuteDetector | None = None,
+        beacon: BeaconDetector | None = None,
     ) -> None:
         self.flow = flow or FlowDetector()
         self.host = host or HostMinuteDetector()
+        self.beacon = beacon or BeaconDetector()
 
     def process_all(self, records: Iterable[Mapping[str, Any]]) -> list[AnomalyFinding]:
         found: list[AnomalyFinding] = []
@@ -349,6 +354,7 @@ class AnomalyDetectors:
             "warming_up": sorted(set(flow) - set(self.flow.warm())),
             "flows_judged": self.flow.counters.records,
             "findings": self.flow.counters.findings + self.host.counters.findings,
+            "beacon_keys": len(self.beacon),
         }
 
 

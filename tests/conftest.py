@@ -24,7 +24,9 @@ DATA = Path(__file__).resolve().parent / "data"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 # Variables that steer the test-suite itself, not the code under test.
-_TEST_CONTROLS = frozenset({"TRUSTWATCH_TEST_ES_URL", "TRUSTWATCH_UPDATE_SNAPSHOTS"})
+_TEST_CONTROLS = frozenset(
+    {"TRUSTWATCH_TEST_ES_URL", "TRUSTWATCH_UPDATE_SNAPSHOTS", "TRUSTWATCH_SIGMAHQ_DIR"}
+)
 
 
 def shared_capture(relative: str) -> Path:

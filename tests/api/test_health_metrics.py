@@ -36,6 +36,7 @@ def test_healthz_reports_the_store_and_the_rules(client: httpx.Client, store: Sq
                 "warming_up": [],
                 "flows_judged": 0,
                 "findings": 0,
+                "beacon_keys": 0,
             },
         },
     ) == (response.status_code, response.json())

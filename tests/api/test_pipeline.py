@@ -1,4 +1,5 @@
-"""Rule reload without restart: a changed file is picked up; unchanged correlations keep state."""
+"""The pipeline: rule reload without restart (unchanged correlations keep state), the
+threat-intel list and its reload, beaconing, and start-up refusals."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from api.app import create_app
+from api.errors import ConfigError
 from api.pipeline import RELOAD_CHECK, Pipeline
+from api.settings import load_settings
+from rules.intel import load_intel
 from rules.loader import load_rules
+from scoring.anomaly import AnomalyDetectors
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RULE = """\
@@ -82,3 +90,66 @@ def test_an_unchanged_correlation_keeps_its_window_across_a_reload(tmp_path: Pat
     clock.now += RELOAD_CHECK
     assert ["SSH burst"] == [d.title for d in pipeline.detect([event(22, 3)])]
     assert 1 == pipeline.reloads
+
+
+def to(address: str, i: int = 0, **extra: object) -> dict[str, object]:
+    return {**event(443, i), "destination.ip": address, **extra}
+
+
+def test_the_threat_intel_list_raises_alerts_and_reloads_when_it_changes(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.txt"
+    feed.write_text("# exported feed\n203.0.113.7\nbad.example\n", encoding="utf-8")
+    clock = Clock()
+    pipeline = Pipeline(load_rules([]), monotonic=clock, intel=load_intel(feed))
+    found = pipeline.detect([to("203.0.113.7"), to("198.51.100.1", 1)])
+    assert [("rule:threat-intel", "10.0.0.9", "203.0.113.7")] == [
+        (d.source, d.entity, d.values["indicator"]) for d in found
+    ]
+    assert [] == pipeline.detect([to("198.51.100.9", 2)])
+
+    feed.write_text("198.51.100.0/24\n", encoding="utf-8")
+    os.utime(feed, ns=(1, 10**18))
+    clock.now += RELOAD_CHECK
+    assert ["198.51.100.0/24"] == [
+        d.values["indicator"] for d in pipeline.detect([to("198.51.100.9", 3)])
+    ]
+    assert {"indicators": 1, "problems": 0} == pipeline.health()["threat_intel"]
+
+    feed.write_bytes(b"\x00\x01binary")  # a half-written or wrong file: keep the last good list
+    os.utime(feed, ns=(1, 2 * 10**18))
+    clock.now += RELOAD_CHECK
+    assert 1 == len(pipeline.detect([to("198.51.100.9", 4)]))
+
+
+def test_a_regular_check_in_is_reported_as_beaconing() -> None:
+    pipeline = Pipeline(load_rules([]), anomaly=AnomalyDetectors())
+    found = []
+    for i in range(14):
+        start = T0 + timedelta(seconds=60 * i + (i % 3))
+        found += pipeline.detect(
+            [
+                {
+                    **to("192.0.2.80", i, **{"observer.name": "s1", "flow.state": "SF"}),
+                    "event.start": start.isoformat(),
+                    "event.end": (start + timedelta(seconds=1)).isoformat(),
+                }
+            ]
+        )
+    beacons = [d for d in found if d.source == "anomaly:beacon"]
+    assert 1 == len(beacons), found
+    assert ("10.0.0.9", "192.0.2.80", 12) == (
+        beacons[0].entity,
+        beacons[0].values["destination"],
+        beacons[0].values["check-ins"],
+    )
+
+
+def test_an_unreadable_threat_intel_file_stops_start_up_with_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    feed = tmp_path / "feed.gz"
+    feed.write_bytes(b"\x1f\x8b\x00\x00compressed")
+    with pytest.raises(ConfigError, match=r"threat_intel_file: .*binary"):
+        create_app(load_settings(data_dir=tmp_path / "data", threat_intel_file=feed))
+    with pytest.raises(ConfigError, match=r"threat_intel_file .*missing\.txt is not a file"):
+        load_settings(data_dir=tmp_path / "data", threat_intel_file=tmp_path / "missing.txt")

@@ -40,6 +40,8 @@ class Sizes:
     ports: str = "1-19,80"  # nmap: 20 ports, 80 open (the server's web server runs)
     passwords: int = 8  # the right one is last
     tunnel_seconds: float = 3.0
+    beacons: int = 15  # beacon: requests, one every beacon_interval seconds
+    beacon_interval: float = 2.0
 
 
 @dataclass

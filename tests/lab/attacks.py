@@ -1,4 +1,4 @@
-"""The lab's attacks: port scans, a password brute force, a DNS tunnel.
+"""The lab's attacks: port scans, a password brute force, a DNS tunnel, a beacon.
 
 Activities like those in ``activities.py``: each returns its label, with expectations taken
 from the tools and the servers they attack, never from the capture.
@@ -12,7 +12,17 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from activities import DNS_PORT, HERE, WEB_PORT, Context, Skip, need, wait_for, web_server
+from activities import (
+    DNS_PORT,
+    HERE,
+    WEB_PORT,
+    Context,
+    Skip,
+    curl,
+    need,
+    wait_for,
+    web_server,
+)
 from labels import DnsQueries, Expected, FlowGroup, Label
 from netns import ATTACKER, CLIENT, SERVER, LabError
 
@@ -341,5 +351,45 @@ def dns_tunnel(ctx: Context) -> Label:
                 min_length=100,
                 min_entropy=4.5,
             ),
+        ),
+    )
+
+
+def beacon(ctx: Context) -> Label:
+    """An implant's timer on the client: an HTTP request to the server every
+    ``beacon_interval`` seconds, ``beacons`` times, each on a connection of its own, as a
+    command-and-control check-in polls for tasks."""
+    need("curl")
+    c2 = ctx.work / "c2"
+    c2.mkdir(exist_ok=True)
+    (c2 / "tasks").write_text("sleep\n")
+    start = time.time_ns()
+    server = web_server(ctx, SERVER.ipv4, WEB_PORT, c2)
+    ctx.lab.wait_listening("server", "tcp", WEB_PORT)
+    first = time.monotonic()
+    answers = []
+    for i in range(ctx.sizes.beacons):
+        # Deadlines from the first request: the time curl takes does not add up into drift.
+        time.sleep(max(0.0, first + i * ctx.sizes.beacon_interval - time.monotonic()))
+        answers.append(curl(ctx, f"http://{SERVER.ipv4}/tasks?n={i}"))
+    ctx.lab.stop(server)
+    end = time.time_ns()
+    log = ctx.work / f"http-{SERVER.ipv4}-{WEB_PORT}.log"  # shared with browse: count ours
+    served = sum(1 for line in log.read_text().splitlines() if '"GET /tasks?n=' in line)
+    if served != ctx.sizes.beacons or any(not a.startswith("200 ") for a in answers):
+        raise LabError(f"beacon: the server answered {served} of {answers}")
+    return Label(
+        activity="beacon",
+        tool=ctx.tool("curl"),
+        src=(CLIENT.ipv4,),
+        dst=(SERVER.ipv4,),
+        transport="tcp",
+        dst_ports=(WEB_PORT,),
+        start=start,
+        end=end,
+        parameters={"requests": ctx.sizes.beacons, "interval_seconds": ctx.sizes.beacon_interval},
+        evidence={"requests_served": served},
+        expected=Expected(
+            flows=(FlowGroup(CLIENT.ipv4, SERVER.ipv4, "tcp", (WEB_PORT,), ctx.sizes.beacons),)
         ),
     )

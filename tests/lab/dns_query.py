@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("name")
     args = parser.parse_args()
-    query_id = random.randrange(1 << 16)  # noqa: S311 - a query id, not a secret
+    query_id = random.randrange(1 << 16)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((args.source, args.sport))
         sock.settimeout(args.timeout)

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 
 from activities import Context, Sizes, Skip, browse, dns
-from attacks import bruteforce, dns_tunnel, nmap_connect, nmap_syn
+from attacks import beacon, bruteforce, dns_tunnel, nmap_connect, nmap_syn
 from labels import Label, Skipped, tool_versions, write_labels
 from netns import PREFIX, Lab, LabError, teardown_leftovers
 from tcpdump import Capture
@@ -52,6 +52,7 @@ ACTIVITIES: dict[str, Callable[[Context], Label]] = {
     "nmap_connect": nmap_connect,
     "bruteforce": bruteforce,
     "dns_tunnel": dns_tunnel,
+    "beacon": beacon,
 }
 
 
@@ -77,6 +78,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     capture.add_argument("--ports", default=defaults.ports, help="nmap's -p (e.g. 1-200)")
     capture.add_argument("--passwords", type=int, default=defaults.passwords)
     capture.add_argument("--tunnel-seconds", type=float, default=defaults.tunnel_seconds)
+    capture.add_argument("--beacons", type=int, default=defaults.beacons)
+    capture.add_argument("--beacon-interval", type=float, default=defaults.beacon_interval)
     teardown = commands.add_parser("teardown", help="remove what crashed runs left behind")
     teardown.add_argument("--all", action="store_true", help="also runs still in progress")
     args = parser.parse_args(argv)
@@ -109,6 +112,8 @@ def _capture(args: argparse.Namespace) -> dict[str, object]:
         ports=args.ports,
         passwords=args.passwords,
         tunnel_seconds=args.tunnel_seconds,
+        beacons=args.beacons,
+        beacon_interval=args.beacon_interval,
     )
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from tests.sensors.test_flows import meter
 
 LAB_DATA = DATA / "lab"
 LAB = Path(__file__).resolve().parents[1] / "lab" / "lab.py"
-ACTIVITIES = ("browse", "bruteforce", "dns", "dns_tunnel", "nmap_connect", "nmap_syn")
+ACTIVITIES = ("beacon", "browse", "bruteforce", "dns", "dns_tunnel", "nmap_connect", "nmap_syn")
 MAX_CAPTURE_BYTES = 200 * 1024
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Record = dict[str, Any]
