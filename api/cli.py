@@ -103,6 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("paths", nargs="+", type=Path, help="rule files or directories")
     check.set_defaults(handler=_rules_check)
+    export = rule_actions.add_parser(
+        "export", help="convert rules to Elasticsearch queries or Kibana detection rules"
+    )
+    export.add_argument("--backend", required=True, choices=["elasticsearch"])
+    export.add_argument(
+        "--format",
+        choices=["esql", "lucene", "ndjson"],
+        default="esql",
+        help="ES|QL queries (default), Lucene query strings, or Kibana rules to import",
+    )
+    export.add_argument(
+        "--index",
+        metavar="PATTERN",
+        help="index pattern(s), comma-separated (default: "
+        "logs-trustwatch.flow-*, the data stream the Elasticsearch store writes)",
+    )
+    export.add_argument("paths", nargs="+", type=Path, help="rule files or directories")
+    export.set_defaults(handler=_rules_export)
+    sigmahq = rule_actions.add_parser(
+        "import-sigmahq",
+        help="copy the SigmaHQ rules that run on flows from a SigmaHQ/sigma git checkout",
+    )
+    sigmahq.add_argument("checkout", type=Path, help="a SigmaHQ/sigma git checkout")
+    sigmahq.add_argument(
+        "--out", type=Path, help="where to put them (default: the service's rules/community/)"
+    )
+    sigmahq.add_argument("--dry-run", action="store_true", help="report only; write nothing")
+    sigmahq.set_defaults(handler=_rules_import_sigmahq)
 
     sensor_cli.add_commands(commands)
     return parser
@@ -190,6 +218,65 @@ def _rules_check(args: argparse.Namespace) -> int:
         f"{len(pack.problems)} problems\n"
     )
     return EXIT_FAILED if pack.problems else EXIT_OK
+
+
+def _rules_export(args: argparse.Namespace) -> int:
+    import orjson
+
+    from rules.elastic import (
+        DEFAULT_INDEX,
+        Language,
+        as_text,
+        export_rules,
+        index_patterns,
+        sigma_rules,
+    )
+    from rules.kibana import kibana_rule
+    from rules.loader import load_rules
+
+    try:
+        index = index_patterns(args.index) if args.index else DEFAULT_INDEX
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    pack = load_rules(args.paths)
+    sigma = sigma_rules(pack.rules)
+    if pack.problems:
+        for problem in pack.problems:
+            sys.stderr.write(f"{problem}\n")
+        return _fail("the rules do not load (see above); nothing exported", EXIT_USAGE)
+    # ndjson: Kibana rules, each in Lucene (a classic query rule) where Lucene can say it
+    languages = {"esql": [Language.ESQL], "lucene": [Language.LUCENE]}.get(
+        args.format, [Language.LUCENE, Language.ESQL]
+    )
+    export = export_rules(pack, sigma, languages, index, metadata=args.format == "ndjson")
+    if args.format == "ndjson":
+        lines = (orjson.dumps(kibana_rule(rule, index)) + b"\n" for rule in export.rules)
+        sys.stdout.write(b"".join(lines).decode())
+    else:
+        sys.stdout.write(as_text(export))
+    for problem in export.problems:
+        sys.stderr.write(f"{problem}\n")
+    total = len(pack.rules) + len(pack.correlations)
+    sys.stderr.write(
+        f"{len(export.rules)} of {total} rules exported as {args.format}; "
+        f"{len(export.problems)} could not be\n"
+    )
+    return EXIT_FAILED if export.problems else EXIT_OK
+
+
+def _rules_import_sigmahq(args: argparse.Namespace) -> int:
+    from rules.community import COMMUNITY_RULES, CheckoutError, import_sigmahq
+
+    out = args.out or COMMUNITY_RULES
+    try:
+        report = import_sigmahq(
+            args.checkout, out, today=datetime.now(UTC).date(), dry_run=args.dry_run
+        )
+    except CheckoutError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    where = "dry run: nothing written" if args.dry_run else f"written to {out}"
+    sys.stdout.write("\n".join([*report.summary(), where]) + "\n")
+    return EXIT_OK
 
 
 def _row_id(text: str) -> int:

@@ -61,7 +61,7 @@ from sensors.pcapfile import read_frames  # noqa: E402
 SHARED: Final = REPO.parent / "shared" / "data"
 GENERATOR: Final = REPO / "bench" / "make_capture.py"
 BATCH: Final = 1000
-LAB_ATTACKS: Final = ("nmap_syn", "nmap_connect", "bruteforce", "dns_tunnel")
+LAB_ATTACKS: Final = ("nmap_syn", "nmap_connect", "bruteforce", "dns_tunnel", "beacon")
 SHARED_ATTACKS: Final = (
     "zeek-traces/ssh/sshguess.pcap",
     "zeek-traces/ftp/bruteforce.pcap",

@@ -61,6 +61,7 @@ class Rule:
     line: int
     fields: frozenset[str]
     matches: Predicate = field(compare=False, repr=False)
+    sigma: SigmaRule = field(compare=False, repr=False)  # as parsed (and mapped): for export
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ def _compiled(
         line=line,
         fields=frozenset(fields),
         matches=matches,
+        sigma=rule,
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
@@ -55,7 +56,9 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
     SpecialChars,
+    TimestampPart,
 )
 
 from rules.errors import UnsupportedRuleError
@@ -154,7 +157,7 @@ def _set_lookup(args: list[Any]) -> Predicate | None:
         value = arg.value
         if not isinstance(arg, ConditionFieldEqualsValueExpression):
             return None
-        if isinstance(value, SigmaNumber):
+        if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
             numbers.add(value.number)
         elif type(value) is SigmaString and not value.contains_special():
             strings.add("".join(p for p in value.s if isinstance(p, str)).lower())
@@ -187,8 +190,7 @@ def _field(field: str, value: Any) -> Predicate:
         wanted = value.exists
         return lambda event: (event.get(field) is not None) is wanted
     if isinstance(value, SigmaFieldReference):
-        other = value.field
-        return lambda event: event.get(field) is not None and event.get(field) == event.get(other)
+        return _field_reference(field, value)
     test = _value_test(value)
 
     def matches(event: Event) -> bool:
@@ -202,7 +204,58 @@ def _field(field: str, value: Any) -> Predicate:
     return matches
 
 
+def _field_reference(field: str, value: SigmaFieldReference) -> Predicate:
+    """``field`` equal to (or, with ``startswith``/``endswith``, beginning or ending with) the
+    value of another field of the same event; case-insensitive on text, as Sigma compares."""
+    other = value.field
+
+    def compare(event: Event) -> bool:
+        actual, reference = event.get(field), event.get(other)
+        if actual is None or reference is None:
+            return False
+        if not (value.starts_with or value.ends_with):
+            return bool(actual == reference) or _text(actual).lower() == _text(reference).lower()
+        text, wanted = _text(actual).lower(), _text(reference).lower()
+        if value.starts_with and not text.startswith(wanted):
+            return False
+        return not (value.ends_with and not text.endswith(wanted))
+
+    return compare
+
+
+def _timestamp_part(value: SigmaTimestampPart) -> Callable[[Any], bool]:
+    """The ``minute`` ... ``year`` modifiers: a part of the field's timestamp (UTC) equals the
+    number (``week`` is the ISO week)."""
+    part, expected = value.timestamp_part, value.number
+
+    def test(actual: Any) -> bool:
+        if isinstance(actual, datetime):
+            moment = actual
+        else:
+            try:
+                moment = datetime.fromisoformat(_text(actual))
+            except ValueError:
+                return False
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+        return bool(_TIMESTAMP_PARTS[part](moment) == expected)
+
+    return test
+
+
+_TIMESTAMP_PARTS: Final[dict[TimestampPart, Callable[[datetime], int]]] = {
+    TimestampPart.MINUTE: lambda moment: moment.minute,
+    TimestampPart.HOUR: lambda moment: moment.hour,
+    TimestampPart.DAY: lambda moment: moment.day,
+    TimestampPart.WEEK: lambda moment: moment.isocalendar().week,
+    TimestampPart.MONTH: lambda moment: moment.month,
+    TimestampPart.YEAR: lambda moment: moment.year,
+}
+
+
 def _value_test(value: Any) -> Callable[[Any], bool]:
+    if isinstance(value, SigmaTimestampPart):  # before SigmaNumber: it is one
+        return _timestamp_part(value)
     if isinstance(value, SigmaCIDRExpression):
         network = value.network
         return lambda actual: _in_network(str(actual), network)

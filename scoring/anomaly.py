@@ -58,7 +58,7 @@ class DetectorConfig:
 
 
 FLOW_CONFIG: Final = DetectorConfig()
-HOST_CONFIG: Final = DetectorConfig(warm_up=500, warm_up_seconds=1800.0, alert_above=0.995)
+HOST_CONFIG: Final = DetectorConfig(warm_up=500, alert_above=0.995)
 """A host-minute is a summary; there are fewer of them, and each matters more."""
 
 

@@ -21,6 +21,8 @@ FLOW: dict[str, Any] = {
     "url.original": "/wp-login.php?redirect=/Admin",
     "user_agent.original": "Mozilla/4.0 (Hydra)",
     "flow.state": "REJ",
+    "url.domain": "example.org",
+    "event.start": "2026-03-01T23:30:00+02:00",
 }
 
 
@@ -76,6 +78,18 @@ def matches(detection: str, event: dict[str, Any] = FLOW) -> bool:
         ("s: {flow.state|exists: true}\ncondition: s", True),
         # field references
         ("s: {source.ip|fieldref: destination.ip}\ncondition: s", False),
+        # fieldref with startswith/endswith: one field's value begins/ends with another's
+        ("s: {dns.question.name|fieldref|endswith: url.domain}\ncondition: s", True),
+        ("s: {dns.question.name|fieldref|startswith: url.domain}\ncondition: s", False),
+        ("s: {url.domain|fieldref|endswith: dns.question.name}\ncondition: s", False),
+        # timestamp parts, in UTC (event.start 2026-03-01T23:30:00+02:00 is 21:30 UTC)
+        ("s: {event.start|hour: 21}\ncondition: s", True),
+        ("s: {event.start|hour: [22, 23]}\ncondition: s", False),
+        ("s: {event.start|minute: 30}\ncondition: s", True),
+        ("s: {event.start|day: 1}\ncondition: s", True),
+        ("s: {event.start|week: 9}\ncondition: s", True),
+        ("s: {event.start|month: 3}\ncondition: s", True),
+        ("s: {event.start|year: 2025}\ncondition: s", False),
         # keywords: any string value
         ("k: [hydra]\ncondition: k", False),
         ("k: ['*hydra*']\ncondition: k", True),

@@ -50,11 +50,9 @@ def test_lab_traffic(capture: str, expected: dict[str, int]) -> None:
         ("malicious-dns/dns2tcp.pcap", {"DNS tunnelling suspected": 1}),
         ("malicious-dns/dnsextrator.pcap", {"DNS tunnelling suspected": 13}),
         ("malicious-dns/sods.pcap", {"DNS tunnelling suspected": 107}),
-        # Mirai-like telnet scanning: clear-text telnet out, and the same port on many hosts.
-        (
-            "slips/test7-malicious.pcap",
-            {"Clear-text protocol to the internet": 54, "Horizontal port scan": 6},
-        ),
+        # Mirai-like telnet scanning: the same port on many hosts. No session completes, so
+        # no credentials crossed in clear and the clear-text rule stays quiet.
+        ("slips/test7-malicious.pcap", {"Horizontal port scan": 6}),
         # Known misses, kept visible: dnscat2 puts one short name in each flow (it needs
         # names counted per registered domain across flows), and this iodine capture is only
         # the 71-octet handshake; the SSH brute force runs on port 902, not a login port.
