@@ -637,6 +637,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated records")
     parser.add_argument("--no-wrk", action="store_true", help="use the httpx fallback for healthz")
     parser.add_argument(
+        "--no-anomaly",
+        action="store_true",
+        help="serve with TRUSTWATCH_ANOMALY_DETECTION=false (rules only), to price the detectors",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also time the server's steps in-process"
     )
     args = parser.parse_args(argv)
@@ -658,6 +663,8 @@ def measure(args: argparse.Namespace, bodies: list[bytes], tmp: Path) -> Measure
     log_path = tmp / "serve.log"
     port = free_port()
     env = server_env(data_dir, port)
+    if args.no_anomaly:
+        env["TRUSTWATCH_ANOMALY_DETECTION"] = "false"
     base_url = f"http://{LOOPBACK}:{port}"
     wrk = None if args.no_wrk else shutil.which("wrk")
     spawn = multiprocessing.get_context("spawn")

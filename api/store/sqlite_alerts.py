@@ -17,6 +17,7 @@ from api.store.keyset import page_query
 from api.store.protocol import Alert, AlertPage, AlertQuery
 from api.store.timeconv import from_us, to_us
 
+SEVERITY_RANK: Final = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 MAX_EVIDENCE_IDS: Final = 100  # event ids an alert keeps; its count stays exact
 _ID_CHUNK: Final = 500  # ids per IN (...) lookup, well under SQLite's variable limit
 
@@ -46,8 +47,9 @@ def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: 
     Returns whether a new alert was opened."""
     first, last = to_us(detection.first_seen), to_us(detection.last_seen)
     row = conn.execute(
-        "SELECT id, first_seen_us, last_seen_us, evidence FROM alerts WHERE source = ? AND"
-        " entity = ? AND status IN ('new', 'acknowledged', 'in_progress') AND last_seen_us >= ?"
+        "SELECT id, first_seen_us, last_seen_us, evidence, severity FROM alerts"
+        " WHERE source = ? AND entity = ? AND status IN ('new', 'acknowledged', 'in_progress')"
+        " AND last_seen_us >= ?"
         " ORDER BY last_seen_us DESC LIMIT 1",
         (detection.source, detection.entity, first - window_us),
     ).fetchone()
@@ -83,13 +85,16 @@ def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: 
     evidence["event_ids"] = ids
     evidence["events"] = evidence.get("events", 0) + detection.count
     evidence["values"] = dict(detection.values)
+    # A repeat may be worse than the first (an anomaly further out): the alert takes the worst.
+    severity = max(row[4], detection.level, key=lambda level: SEVERITY_RANK.get(level, 0))
     conn.execute(
         "UPDATE alerts SET count = count + 1, first_seen_us = ?, last_seen_us = ?, evidence = ?,"
-        " updated_us = ? WHERE id = ?",
+        " severity = ?, updated_us = ? WHERE id = ?",
         (
             min(row[1], first),
             max(row[2], last),
             orjson.dumps(evidence, default=str).decode(),
+            severity,
             now,
             row[0],
         ),

@@ -313,6 +313,18 @@ def test_a_repeat_merges_and_a_late_one_opens_a_new_alert(backend: Store) -> Non
     ]
 
 
+def test_a_worse_repeat_raises_the_severity_and_a_milder_one_does_not_lower_it(
+    backend: Store,
+) -> None:
+    a_sensor(backend)
+    for i, level in enumerate(("medium", "critical", "low"), start=1):
+        moment = NOW + timedelta(minutes=i)
+        found = FakeDetection("anomaly:flow", "h", moment, level=level)
+        backend.ingest("s1", [a_flow(i)], [], moment, detect=detector(found))
+    (alert,) = backend.query_alerts(AlertQuery()).items
+    assert (3, "critical") == (alert.count, alert.severity)
+
+
 def test_only_new_records_are_given_to_the_detector(backend: Store) -> None:
     a_sensor(backend)
     backend.ingest("s1", [a_flow(1)], [], NOW)
