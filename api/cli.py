@@ -265,7 +265,8 @@ def _rules_export(args: argparse.Namespace) -> int:
 
 
 def _rules_import_sigmahq(args: argparse.Namespace) -> int:
-    from rules.community import COMMUNITY_RULES, CheckoutError, import_sigmahq
+    from rules.community import COMMUNITY_RULES
+    from rules.sigmahq import CheckoutError, import_sigmahq
 
     out = args.out or COMMUNITY_RULES
     try:

@@ -5,7 +5,7 @@
     RulesError
     ├── RuleFileError     one rule (or file) cannot be used: it carries file, line and reason
     ├── UnsupportedRuleError   valid Sigma that the in-stream engine cannot evaluate
-    └── CheckoutError     (rules.community) a directory that is not a SigmaHQ git checkout
+    └── CheckoutError     (rules.sigmahq) a directory that is not a SigmaHQ git checkout
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rules.community import LICENCE_FILE, SOURCE_FILE
-from tests.rules.test_community import KEPT, make_checkout
+from rules.sigmahq import LICENCE_FILE, SOURCE_FILE
+from tests.rules.test_sigmahq import KEPT, make_checkout
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
