@@ -49,6 +49,7 @@ class DetectorConfig:
     learn_below: float = 0.99
     alert_above: float = 0.999
     seed: int = 42
+    learn_every: int = 1  # learn one in this many unflagged points (all are scored)
     explain: int = 3
     min_deviation: float = 3.0
     """A point above the score threshold alerts only if some feature is this many standard
@@ -57,7 +58,9 @@ class DetectorConfig:
     max_models: int = 256
 
 
-FLOW_CONFIG: Final = DetectorConfig()
+FLOW_CONFIG: Final = DetectorConfig(learn_every=2)
+"""Flows are many: learning every other one costs nothing measurable on KDD99 HTTP (ROC-AUC
+0.998 either way; SMTP 0.88 -> 0.85) and takes a fifth off the detector's per-record cost."""
 HOST_CONFIG: Final = DetectorConfig(warm_up=500, alert_above=0.995)
 """A host-minute is a summary; there are fewer of them, and each matters more."""
 
@@ -155,6 +158,7 @@ class _PerSensor:
             learn_below=c.learn_below,
             alert_above=c.alert_above,
             seed=c.seed,
+            learn_every=c.learn_every,
         )
         return created
 
