@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from rules.correlation import EVENT_COUNT, TEMPORAL, TEMPORAL_ORDERED, VALUE_COUNT, Correlation
 from rules.loader import Rule, RulePack
+from sensors.wire import from_ns, parse_time, to_ns
 
 MAX_GROUPS: Final = 50_000
 MAX_WINDOW: Final = 10_000
@@ -130,7 +131,7 @@ class RuleEngine:
             window = windows[group] = deque()
         else:
             windows.move_to_end(group)
-        ts = _ns(moment)
+        ts = to_ns(moment)
         horizon = ts - correlation.timespan_ns
         while window and window[0].ts < horizon:
             window.popleft()
@@ -156,8 +157,8 @@ class RuleEngine:
             level=correlation.level,
             tags=correlation.tags,
             entity=" ".join(str(v) for v in group) or correlation.title,
-            first_seen=_from_ns(entries[0].ts),
-            last_seen=_from_ns(entries[-1].ts),
+            first_seen=from_ns(entries[0].ts),
+            last_seen=from_ns(entries[-1].ts),
             count=len(entries),
             event_ids=tuple(e.event_id for e in entries[:MAX_EVIDENCE]),
             values=values,
@@ -220,26 +221,4 @@ def _entity(event: Event) -> str:
 
 
 def _event_time(event: Event) -> datetime | None:
-    value = event.get("event.start")
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ns(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def _from_ns(ts: int) -> datetime:
-    seconds, rest = divmod(ts, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+    return parse_time(event.get("event.start"))

@@ -50,8 +50,9 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from rules.engine import Detection, _event_time
+from rules.engine import Detection
 from rules.errors import RuleFileError, RuleProblem
+from sensors.wire import parse_time
 
 MAX_INTEL_FILE: Final = 32 << 20
 """Bytes. Public feeds (abuse.ch, Spamhaus DROP, ThreatFox) are well under a megabyte; the
@@ -411,7 +412,7 @@ class IntelMatcher:
         hits = self._hits(event)
         if not hits:
             return None
-        moment = _event_time(event)
+        moment = parse_time(event.get("event.start"))
         if moment is None:
             self.counters.events_without_time += 1
             return None

@@ -22,12 +22,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from scoring.beacon import BeaconDetector
 from scoring.features import FLOW_FEATURES, HOST_FEATURES, HostMinute, flow_features
 from scoring.guarded import Deviation, GuardedHalfSpaceTrees, Verdict
+from sensors.wire import from_ns, parse_time, to_ns
 
 MAX_EVIDENCE: Final = 50  # event ids a host-minute finding keeps
 MINUTE_NS: Final = 60 * 1_000_000_000
@@ -176,14 +177,14 @@ class FlowDetector:
     def process(self, record: Mapping[str, Any]) -> AnomalyFinding | None:
         self.counters.records += 1
         sensor = str(record.get("observer.name", ""))
-        start = _moment(record.get("event.start"))
-        end = _moment(record.get("event.end")) or start
+        start = parse_time(record.get("event.start"))
+        end = parse_time(record.get("event.end")) or start
         if start is None or end is None:
             self.counters.records_without_time += 1
             return None
         x = flow_features(record)
         model = self._models.model(sensor)
-        verdict = model.judge(x, self._models.warming(sensor, _ns(end)))
+        verdict = model.judge(x, self._models.warming(sensor, to_ns(end)))
         if not verdict.alert:
             return None
         deviations = _deviations(model, x, self.config, self.counters)
@@ -238,7 +239,7 @@ class HostMinuteDetector:
         """Add ``record`` to its host's minute; judge the minutes it shows to be over."""
         self.counters.records += 1
         host = record.get("source.ip")
-        moment = _moment(record.get("event.end")) or _moment(record.get("event.start"))
+        moment = parse_time(record.get("event.end")) or parse_time(record.get("event.start"))
         if moment is None or host is None:
             self.counters.records_without_time += 1
             return []
@@ -246,7 +247,7 @@ class HostMinuteDetector:
         state = self._sensors.get(sensor)
         if state is None:
             state = self._sensors[sensor] = _SensorMinutes()
-        ns = _ns(moment)
+        ns = to_ns(moment)
         minute = ns - ns % MINUTE_NS
         if state.minutes and minute < min(state.minutes):
             self.counters.late_records += 1
@@ -309,8 +310,8 @@ class HostMinuteDetector:
             score=round(verdict.score, 4),
             threshold=round(verdict.threshold, 4),
             severity=severity(verdict),
-            first_seen=_from_ns(summary.first_ns),
-            last_seen=_from_ns(summary.last_ns),
+            first_seen=from_ns(summary.first_ns),
+            last_seen=from_ns(summary.last_ns),
             event_ids=tuple(summary.event_ids),
             deviations=deviations,
         )
@@ -360,28 +361,3 @@ class AnomalyDetectors:
             "findings": self.flow.counters.findings + self.host.counters.findings,
             "beacon_keys": len(self.beacon),
         }
-
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
-
-
-def _ns(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
-def _from_ns(ts: int) -> datetime:
-    seconds, rest = divmod(ts, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)

@@ -71,18 +71,18 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import pairwise
 from typing import Any, Final
 
 from scoring.errors import StateError
+from sensors.wire import from_ns, parse_time, to_ns
 
 STATE_FORMAT: Final = "trustwatch.beacon"
 STATE_VERSION: Final = 1
 MAX_SLICED: Final = 8  # concurrent long connections per key whose next slice is awaited
 
 _NS: Final = 1_000_000_000
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _BROADCAST: Final = "255.255.255.255"
 
 Record = Mapping[str, Any]
@@ -248,7 +248,8 @@ class BeaconDetector:
         if key is None:
             counters.ignored += 1
             return None
-        ts = _time_ns(record.get("event.start"))
+        moment = parse_time(record.get("event.start"))
+        ts = None if moment is None else to_ns(moment)
         if ts is None:
             counters.without_time += 1
             return None
@@ -362,8 +363,8 @@ class BeaconDetector:
             dispersion=stats.dispersion,
             skew=stats.skew,
             spread=stats.spread,
-            first_seen=_datetime(times[0]),
-            last_seen=_datetime(times[-1]),
+            first_seen=from_ns(times[0]),
+            last_seen=from_ns(times[-1]),
             event_ids=tuple(track.events),
         )
 
@@ -470,23 +471,3 @@ def _str(value: object, where: str) -> str:
 def _first_octet(address: str) -> int:
     head = address.split(".", 1)[0]
     return int(head) if head.isdigit() else -1
-
-
-def _time_ns(value: object) -> int | None:
-    """An ``event.start`` (RFC 3339 text or datetime) as Unix nanoseconds."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, datetime):
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * _NS + delta.microseconds * 1000
-
-
-def _datetime(ts: int) -> datetime:
-    seconds, rest = divmod(ts, _NS)
-    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)

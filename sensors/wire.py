@@ -28,7 +28,7 @@ itself: an ingest answers ``accepted`` and ``rejected[{index, error}]``.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Final, Literal
 
@@ -388,3 +388,37 @@ def wire_json_schema() -> dict[str, Any]:
 def utc(dt: datetime) -> str:
     """RFC 3339 in UTC with a ``Z``, microsecond precision, as every timestamp on the wire."""
     return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A record's timestamp (RFC 3339 text, or a datetime) as an aware datetime (naive means
+    UTC); None if it is neither.
+
+    >>> parse_time("2026-01-01T00:00:01.5Z")
+    datetime.datetime(2026, 1, 1, 0, 0, 1, 500000, tzinfo=datetime.timezone.utc)
+    >>> parse_time("yesterday") is None
+    True
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ns(moment: datetime) -> int:
+    """Unix nanoseconds of an aware datetime, exactly (no float)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def from_ns(ts: int) -> datetime:
+    """The UTC datetime of Unix nanoseconds (to the microsecond)."""
+    seconds, rest = divmod(ts, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
