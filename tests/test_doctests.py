@@ -22,6 +22,7 @@ MODULES = (
     "rules.intel",
     "rules.community",
     "scoring.beacon",
+    "api.delivery.stix",
     "scoring.features",
     "scoring.guarded",
     "scoring.state",
