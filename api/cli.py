@@ -132,8 +132,75 @@ def build_parser() -> argparse.ArgumentParser:
     sigmahq.add_argument("--dry-run", action="store_true", help="report only; write nothing")
     sigmahq.set_defaults(handler=_rules_import_sigmahq)
 
+    _add_receiver(commands)
     sensor_cli.add_commands(commands)
     return parser
+
+
+def _add_receiver(commands: Any) -> None:
+    receiver = commands.add_parser(
+        "receiver",
+        help="run the reference webhook receiver: verify, dedupe and record deliveries",
+        description="Accept POSTs signed in the Standard Webhooks form, refuse bad signatures "
+        "and stale timestamps, and append each new webhook-id as one JSON line to --out "
+        "(fsync'd before the 200). The secret comes from --secret-file, --secret (visible "
+        "to other users in ps), or TRUSTWATCH_RECEIVER_SECRET; several separated by spaces "
+        "(one per line in a file) while rotating.",
+    )
+    receiver.add_argument("--host", default="127.0.0.1", help="listen address (127.0.0.1)")
+    receiver.add_argument(
+        "--port", required=True, type=_port, help="listen port (0: any free one, logged)"
+    )
+    secrets = receiver.add_mutually_exclusive_group()
+    secrets.add_argument(
+        "--secret",
+        action="append",
+        metavar="WHSEC",
+        help="a whsec_<base64> secret; repeat to rotate (visible in ps: prefer the others)",
+    )
+    secrets.add_argument(
+        "--secret-file", type=Path, metavar="FILE", help="a file of whsec_ secrets, one per line"
+    )
+    receiver.add_argument(
+        "--out", required=True, type=Path, help="the JSON-lines file deliveries are appended to"
+    )
+    receiver.add_argument(
+        "--tolerance",
+        type=_positive_int,
+        default=300,
+        metavar="SECONDS",
+        help="how far a webhook-timestamp may be from now, either way (300)",
+    )
+    receiver.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=1024 * 1024,
+        metavar="BYTES",
+        help="larger bodies are answered 413 (1 MiB)",
+    )
+    receiver.add_argument(
+        "--fail-first",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="for testing retries: answer the first N authentic deliveries with "
+        "--fail-status and record nothing (0)",
+    )
+    receiver.add_argument(
+        "--fail-status",
+        type=int,
+        choices=[503, 429, 410],
+        default=503,
+        help="what --fail-first answers: 503 or 429 (with Retry-After) or 410 (503)",
+    )
+    receiver.add_argument(
+        "--retry-after",
+        type=_count,
+        default=1,
+        metavar="SECONDS",
+        help="Retry-After sent with 503 and 429 (1)",
+    )
+    receiver.set_defaults(handler=_receiver)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -278,6 +345,63 @@ def _rules_import_sigmahq(args: argparse.Namespace) -> int:
     where = "dry run: nothing written" if args.dry_run else f"written to {out}"
     sys.stdout.write("\n".join([*report.summary(), where]) + "\n")
     return EXIT_OK
+
+
+def _receiver(args: argparse.Namespace) -> int:
+    import os
+    from datetime import timedelta
+
+    from api.delivery.errors import SecretError
+    from api.delivery.receiver import (
+        ReceiverSettings,
+        parse_secrets,
+        read_secret_file,
+        run_receiver,
+    )
+
+    if args.secret_file is not None:
+        keys = read_secret_file(args.secret_file)
+    elif args.secret:
+        keys = parse_secrets(" ".join(args.secret))
+    else:
+        keys = parse_secrets(os.environ.get("TRUSTWATCH_RECEIVER_SECRET", ""))
+    if not keys:
+        raise SecretError(
+            "no secret: pass --secret-file FILE, set TRUSTWATCH_RECEIVER_SECRET, or --secret"
+        )
+    run_receiver(
+        ReceiverSettings(
+            keys=keys,
+            out=args.out,
+            host=args.host,
+            port=args.port,
+            tolerance=timedelta(seconds=args.tolerance),
+            max_body=args.max_body_bytes,
+            fail_first=args.fail_first,
+            fail_status=args.fail_status,
+            retry_after=args.retry_after,
+        )
+    )
+    return EXIT_OK
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 for any free one."""
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) > 10**9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 10**9")
+    return int(text)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10**9:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 10**9")
+    return int(text)
 
 
 def _row_id(text: str) -> int:

@@ -231,7 +231,7 @@ def test_sensor_net_shipping_mistakes_are_clear(
 def test_help_lists_the_commands() -> None:
     result = run("--help")
     assert 0 == result.returncode
-    for command in ("serve", "token", "sensor"):
+    for command in ("serve", "token", "sensor", "receiver"):
         assert command in result.stdout
 
 
