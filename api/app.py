@@ -20,7 +20,7 @@ from api.errors import ApiError, ConfigError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
 from api.pipeline import Pipeline
-from api.routers import alerts, flows, health, ingest, sensors, tokens
+from api.routers import alerts, flows, health, ingest, sensors, systems, tokens, triage
 from api.settings import Settings
 from api.store import Store, open_store
 from rules.errors import RuleFileError
@@ -95,7 +95,7 @@ def create_app(
     if store is not None:
         app.state.store = store
 
-    for module in (health, ingest, sensors, flows, alerts, tokens):
+    for module in (health, ingest, sensors, flows, alerts, triage, systems, tokens):
         app.include_router(module.router)
 
     @app.exception_handler(ApiError)

@@ -1,7 +1,9 @@
-"""Alerts for the SOC: list with filters (newest activity first), and one with its evidence."""
+"""Alerts for the SOC: list with filters (newest activity first), and one with its evidence
+and notes. Changing them is :mod:`api.routers.triage`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -11,12 +13,19 @@ from api.auth import ReaderPrincipal
 from api.cursors import decode_cursor, encode_cursor
 from api.dependencies import StoreDep
 from api.errors import NotFoundError, UnprocessableError
-from api.store.protocol import Alert, AlertQuery
+from api.store.protocol import Alert, AlertQuery, Note
 
 router = APIRouter(tags=["alerts"])
 
 Status = Literal["new", "acknowledged", "in_progress", "resolved", "false_positive"]
 Severity = Literal["low", "medium", "high", "critical"]
+
+
+@dataclass(frozen=True)
+class AlertDetail(Alert):
+    """An alert with its notes, oldest first (the audit trail is ``/audit``)."""
+
+    notes: list[Note] = field(default_factory=list)
 
 
 class AlertPageOut(BaseModel):
@@ -57,11 +66,11 @@ def list_alerts(
     )
 
 
-@router.get("/api/v1/alerts/{alert_id}", response_model=Alert, summary="One alert")
+@router.get("/api/v1/alerts/{alert_id}", response_model=AlertDetail, summary="One alert")
 def get_alert(
     alert_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")], _: ReaderPrincipal, store: StoreDep
-) -> Alert:
+) -> AlertDetail:
     alert = store.get_alert(alert_id)
     if alert is None:
         raise NotFoundError(f"no alert {alert_id}")
-    return alert
+    return AlertDetail(**vars(alert), notes=store.alert_notes(alert_id))

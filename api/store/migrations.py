@@ -98,4 +98,42 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX alerts_by_time ON alerts (last_seen_us);
     CREATE INDEX alerts_by_status ON alerts (status, last_seen_us);
     """,
+    # 3: the alert lifecycle (assignee, append-only notes, audit trail) and the information
+    # systems whose declared security level raises the severity of alerts about them.
+    """
+    ALTER TABLE alerts ADD COLUMN assignee TEXT;
+    ALTER TABLE alerts ADD COLUMN system_id TEXT;
+
+    CREATE TABLE alert_notes (
+        id          INTEGER PRIMARY KEY,
+        alert_id    TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        author_id   INTEGER NOT NULL,
+        author      TEXT NOT NULL,
+        created_us  INTEGER NOT NULL,
+        text        TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX alert_notes_by_alert ON alert_notes (alert_id, id);
+
+    CREATE TABLE alert_audit (
+        seq         INTEGER PRIMARY KEY,
+        alert_id    TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        at_us       INTEGER NOT NULL,
+        actor_id    INTEGER NOT NULL,
+        actor       TEXT NOT NULL,
+        field       TEXT NOT NULL CHECK (field IN ('status', 'assignee', 'note')),
+        old         TEXT,
+        new         TEXT
+    ) STRICT;
+    CREATE INDEX alert_audit_by_alert ON alert_audit (alert_id, seq);
+
+    CREATE TABLE information_systems (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        agency      TEXT NOT NULL,
+        level       INTEGER NOT NULL CHECK (level BETWEEN 1 AND 5),
+        networks    TEXT NOT NULL,
+        hosts       TEXT NOT NULL,
+        created_us  INTEGER NOT NULL
+    ) STRICT;
+    """,
 )

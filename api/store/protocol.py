@@ -6,13 +6,18 @@ Backends: :mod:`api.store.sqlite` (the embedded default). Each must pass
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol
 
-from api.tokens import Role
+from api.lifecycle import OPEN_STATUSES as _OPEN
+from api.lifecycle import AlertStatus
+from api.severity import SEVERITIES as _SEVERITIES
+from api.systems import InformationSystem, NewSystem
+from api.tokens import Principal, Role
 from sensors.wire import FlowRecord, ScanRecord
 
 
@@ -66,9 +71,9 @@ class IngestCounts:
     alerts_merged: int = 0
 
 
-ALERT_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "false_positive")
-OPEN_STATUSES = ("new", "acknowledged", "in_progress")
-SEVERITIES = ("low", "medium", "high", "critical")
+ALERT_STATUSES = tuple(status.value for status in AlertStatus)
+OPEN_STATUSES = tuple(status.value for status in AlertStatus if status in _OPEN)
+SEVERITIES = _SEVERITIES
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,82 @@ class Alert:
     evidence: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    assignee: str | None = None
+    system_id: str | None = None
+    """The information system the entity belongs to (its level may have raised the severity)."""
+
+
+@dataclass(frozen=True)
+class Note:
+    """An analyst's note on an alert; notes are only ever appended."""
+
+    id: int
+    alert_id: str
+    author_id: int
+    author: str
+    created_at: datetime
+    text: str
+
+
+class AuditField(enum.StrEnum):
+    STATUS = "status"
+    ASSIGNEE = "assignee"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One change to an alert: who (the token's principal), when, which field, old and new.
+
+    A note's entry has the note's text as ``new``, so the trail reads on its own."""
+
+    seq: int
+    alert_id: str
+    at: datetime
+    actor_id: int
+    actor: str
+    field: AuditField
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEntry]
+    next_after: int | None
+
+
+@dataclass(frozen=True)
+class BulkTransition:
+    to: AlertStatus
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkAssign:
+    assignee: str | None
+
+
+BulkAction = BulkTransition | BulkAssign
+
+
+@dataclass(frozen=True)
+class BulkSkip:
+    id: str
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did. Each alert is judged on its own: the valid ones change, the
+    others are listed in ``skipped``; ``truncated`` says more alerts matched than the limit."""
+
+    matched: int
+    changed: int
+    unchanged: int
+    skipped: list[BulkSkip]
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -184,3 +265,45 @@ class Store(Protocol):
     def query_alerts(self, query: AlertQuery) -> AlertPage: ...
 
     def get_alert(self, alert_id: str) -> Alert | None: ...
+
+    def transition_alert(
+        self,
+        alert_id: str,
+        to: AlertStatus,
+        actor: Principal,
+        now: datetime,
+        note: str | None = None,
+    ) -> Alert | None:
+        """Move the alert to ``to`` if :data:`api.lifecycle.TRANSITIONS` allows it from the
+        status it has inside the write transaction (compare-and-set: of two racing callers,
+        one wins and the other gets :class:`~api.lifecycle.TransitionError`). Writes the audit
+        row, and the note with its own row if given. ``None`` if there is no such alert;
+        :class:`~api.errors.ConflictError` if the alert has its maximum of notes."""
+
+    def assign_alert(
+        self, alert_id: str, assignee: str | None, actor: Principal, now: datetime
+    ) -> Alert | None:
+        """Set (or clear) the assignee; an audit row if it changed. ``None``: no such alert."""
+
+    def add_note(self, alert_id: str, text: str, actor: Principal, now: datetime) -> Note | None:
+        """Append a note and its audit row. ``None``: no such alert;
+        :class:`~api.errors.ConflictError` past :data:`~api.lifecycle.MAX_NOTES_PER_ALERT`."""
+
+    def alert_notes(self, alert_id: str) -> list[Note]:
+        """The alert's notes, oldest first."""
+
+    def alert_audit(self, alert_id: str, after: int, limit: int) -> AuditPage | None:
+        """The alert's audit trail, oldest first, from after ``seq`` ``after``; ``None``: no
+        such alert."""
+
+    def bulk_update(
+        self, query: AlertQuery, action: BulkAction, actor: Principal, now: datetime
+    ) -> BulkResult:
+        """Apply ``action`` to the alerts ``query`` selects (at most ``query.limit``, newest
+        first) in one write transaction, each alert judged on its own."""
+
+    def add_system(self, system: NewSystem, now: datetime) -> InformationSystem:
+        """Declare an information system; :class:`~api.errors.ConflictError` if its id exists
+        or the store has its maximum of systems."""
+
+    def list_systems(self) -> list[InformationSystem]: ...

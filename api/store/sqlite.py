@@ -22,24 +22,30 @@ from typing import Any, Final
 import orjson
 
 from api.errors import ConflictError, StoreError
-from api.store import sqlite_alerts
+from api.lifecycle import AlertStatus
+from api.store import sqlite_alerts, sqlite_lifecycle, sqlite_systems
 from api.store.keyset import page_query
 from api.store.migrations import MIGRATIONS
 from api.store.protocol import (
     Alert,
     AlertPage,
     AlertQuery,
+    AuditPage,
+    BulkAction,
+    BulkResult,
     Detector,
     FlowPage,
     FlowQuery,
     IngestCounts,
     NewPrincipal,
+    Note,
     PrincipalCredentials,
     PrincipalInfo,
     SensorInfo,
 )
 from api.store.timeconv import from_us, opt_from_us, to_us
-from api.tokens import Role
+from api.systems import InformationSystem, NewSystem, SystemIndex
+from api.tokens import Principal, Role
 from sensors.wire import FlowRecord, ScanRecord, dump_record, utc
 
 _BUSY_TIMEOUT_MS: Final = 10_000
@@ -61,6 +67,7 @@ class SqliteStore:
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._systems = sqlite_systems.SystemsCache()  # used under the write lock
         self._closed = False
 
     @classmethod
@@ -352,8 +359,11 @@ class SqliteStore:
                 fresh = list(
                     {d["event.id"]: d for d in docs if d["event.id"] not in known}.values()
                 )
-                for detection in detect(fresh) if fresh else []:
-                    if sqlite_alerts.record_alert(conn, detection, received, self.dedupe_window_us):
+                detections = detect(fresh) if fresh else []
+                systems = self._systems.current(conn) if detections else SystemIndex(())
+                for detection in detections:
+                    window = self.dedupe_window_us
+                    if sqlite_alerts.record_alert(conn, detection, received, window, systems):
                         opened += 1
                     else:
                         merged += 1
@@ -371,6 +381,55 @@ class SqliteStore:
     def get_alert(self, alert_id: str) -> Alert | None:
         with self._read() as conn:
             return sqlite_alerts.get_alert(conn, alert_id)
+
+    # -- the alert lifecycle (api.store.sqlite_lifecycle) -----------------------------------
+
+    def transition_alert(
+        self,
+        alert_id: str,
+        to: AlertStatus,
+        actor: Principal,
+        now: datetime,
+        note: str | None = None,
+    ) -> Alert | None:
+        with self._write() as conn:
+            if not sqlite_lifecycle.transition(conn, alert_id, to, actor, to_us(now), note):
+                return None
+            return sqlite_alerts.get_alert(conn, alert_id)
+
+    def assign_alert(
+        self, alert_id: str, assignee: str | None, actor: Principal, now: datetime
+    ) -> Alert | None:
+        with self._write() as conn:
+            if sqlite_lifecycle.assign(conn, alert_id, assignee, actor, to_us(now)) is None:
+                return None
+            return sqlite_alerts.get_alert(conn, alert_id)
+
+    def add_note(self, alert_id: str, text: str, actor: Principal, now: datetime) -> Note | None:
+        with self._write() as conn:
+            return sqlite_lifecycle.add_note(conn, alert_id, text, actor, to_us(now))
+
+    def alert_notes(self, alert_id: str) -> list[Note]:
+        with self._read() as conn:
+            return sqlite_lifecycle.notes(conn, alert_id)
+
+    def alert_audit(self, alert_id: str, after: int, limit: int) -> AuditPage | None:
+        with self._read() as conn:
+            return sqlite_lifecycle.audit(conn, alert_id, after, limit)
+
+    def bulk_update(
+        self, query: AlertQuery, action: BulkAction, actor: Principal, now: datetime
+    ) -> BulkResult:
+        with self._write() as conn:
+            return sqlite_lifecycle.bulk(conn, query, action, actor, to_us(now))
+
+    def add_system(self, system: NewSystem, now: datetime) -> InformationSystem:
+        with self._write() as conn:
+            return sqlite_systems.add_system(conn, system, to_us(now))
+
+    def list_systems(self) -> list[InformationSystem]:
+        with self._read() as conn:
+            return sqlite_systems.list_systems(conn)
 
     def query_flows(self, query: FlowQuery) -> FlowPage:
         where: list[str] = []

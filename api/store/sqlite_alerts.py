@@ -13,18 +13,22 @@ from typing import Any, Final
 
 import orjson
 
+from api.lifecycle import OPEN_STATUSES
+from api.severity import worst
 from api.store.keyset import page_query
 from api.store.protocol import Alert, AlertPage, AlertQuery
 from api.store.timeconv import from_us, to_us
+from api.systems import SystemIndex, raise_severity
 
-SEVERITY_RANK: Final = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 MAX_EVIDENCE_IDS: Final = 100  # event ids an alert keeps; its count stays exact
 _ID_CHUNK: Final = 500  # ids per IN (...) lookup, well under SQLite's variable limit
 
 _ALERT_COLUMNS: Final = (
     "id, source, rule_id, title, severity, entity, status, first_seen_us, last_seen_us, count,"
-    " tags, evidence, created_us, updated_us"
+    " tags, evidence, created_us, updated_us, assignee, system_id"
 )
+# Only open alerts absorb repeats: a resolved or false-positive one stays as the analyst left it.
+_OPEN_SQL: Final = ", ".join(f"'{status.value}'" for status in sorted(OPEN_STATUSES))
 
 
 def known_ids(conn: sqlite3.Connection, sensor_id: str, ids: list[str]) -> set[str]:
@@ -40,20 +44,26 @@ def known_ids(conn: sqlite3.Connection, sensor_id: str, ids: list[str]) -> set[s
     return known
 
 
-def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: int) -> bool:
+def record_alert(
+    conn: sqlite3.Connection, detection: Any, now: int, window_us: int, systems: SystemIndex
+) -> bool:
     """Open an alert for ``detection``, or merge it into the open one it repeats.
 
-    ``count`` counts detections (repeats); ``evidence.events`` the events behind them.
+    ``count`` counts detections (repeats); ``evidence.events`` the events behind them. A new
+    alert about a declared information system keeps the system's id and has its severity
+    raised by the system's security level (:mod:`api.systems`); a repeat is raised the same way.
     Returns whether a new alert was opened."""
     first, last = to_us(detection.first_seen), to_us(detection.last_seen)
     row = conn.execute(
-        "SELECT id, first_seen_us, last_seen_us, evidence, severity FROM alerts"
-        " WHERE source = ? AND entity = ? AND status IN ('new', 'acknowledged', 'in_progress')"
+        "SELECT id, first_seen_us, last_seen_us, evidence, severity, system_id FROM alerts"
+        f" WHERE source = ? AND entity = ? AND status IN ({_OPEN_SQL})"
         " AND last_seen_us >= ?"
         " ORDER BY last_seen_us DESC LIMIT 1",
         (detection.source, detection.entity, first - window_us),
     ).fetchone()
     if row is None:
+        system = systems.match(detection.entity)
+        level = detection.level if system is None else raise_severity(detection.level, system.level)
         evidence = {
             "events": detection.count,
             "event_ids": list(detection.event_ids)[:MAX_EVIDENCE_IDS],
@@ -61,13 +71,13 @@ def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: 
         }
         conn.execute(
             f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?,"
-            " ?, ?)",
+            " ?, ?, NULL, ?)",
             (
                 uuid.uuid4().hex,
                 detection.source,
                 detection.rule_id,
                 detection.title,
-                detection.level,
+                level,
                 detection.entity,
                 first,
                 last,
@@ -76,6 +86,7 @@ def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: 
                 orjson.dumps(evidence, default=str).decode(),
                 now,
                 now,
+                None if system is None else system.id,
             ),
         )
         return True
@@ -86,7 +97,9 @@ def record_alert(conn: sqlite3.Connection, detection: Any, now: int, window_us: 
     evidence["events"] = evidence.get("events", 0) + detection.count
     evidence["values"] = dict(detection.values)
     # A repeat may be worse than the first (an anomaly further out): the alert takes the worst.
-    severity = max(row[4], detection.level, key=lambda level: SEVERITY_RANK.get(level, 0))
+    system = systems.by_id.get(row[5]) if row[5] is not None else None
+    level = detection.level if system is None else raise_severity(detection.level, system.level)
+    severity = worst(row[4], level)
     conn.execute(
         "UPDATE alerts SET count = count + 1, first_seen_us = ?, last_seen_us = ?, evidence = ?,"
         " severity = ?, updated_us = ? WHERE id = ?",
@@ -118,6 +131,8 @@ def _alert(row: Sequence[Any]) -> Alert:
         evidence=orjson.loads(row[11]),
         created_at=from_us(row[12]),
         updated_at=from_us(row[13]),
+        assignee=row[14],
+        system_id=row[15],
     )
 
 

@@ -52,6 +52,27 @@ def _unknown_alert(store: SqliteStore) -> dict[str, Any]:
     return {"path": {"alert_id": "0" * 32}}
 
 
+def _transition_unknown(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"alert_id": "0" * 32}, "json": {"to": "acknowledged"}}
+
+
+def _assign_unknown(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"alert_id": "0" * 32}, "json": {"assignee": "lan"}}
+
+
+def _note_unknown(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"alert_id": "0" * 32}, "json": {"text": "seen"}}
+
+
+def _bulk(store: SqliteStore) -> dict[str, Any]:
+    return {"json": {"filter": {"status": "new"}, "action": {"assignee": "lan"}}}
+
+
+def _system(store: SqliteStore) -> dict[str, Any]:
+    body = {"id": "portal", "name": "Portal", "agency": "A", "level": 3, "networks": ["10.0.0.0/8"]}
+    return {"json": body}
+
+
 def _nothing(store: SqliteStore) -> dict[str, Any]:
     return {}
 
@@ -80,6 +101,34 @@ MATRIX: dict[
     ("GET", "/api/v1/alerts/{alert_id}"): (
         _unknown_alert,
         {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/transition"): (
+        _transition_unknown,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("PATCH", "/api/v1/alerts/{alert_id}"): (
+        _assign_unknown,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("POST", "/api/v1/alerts/{alert_id}/notes"): (
+        _note_unknown,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("GET", "/api/v1/alerts/{alert_id}/audit"): (
+        _unknown_alert,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("POST", "/api/v1/alerts/bulk"): (
+        _bulk,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("POST", "/api/v1/systems"): (
+        _system,
+        {None: 401, "sensor": 403, "analyst": 403, "admin": 201},
+    ),
+    ("GET", "/api/v1/systems"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
     ),
     ("POST", "/api/v1/tokens"): (
         _new_token,
