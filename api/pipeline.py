@@ -88,7 +88,7 @@ class Pipeline:
             if self.intel is not None:
                 found.extend(self.intel.evaluate_all(records))
             if self.anomaly is not None:
-                found.extend(_from_anomaly(f) for f in self.anomaly.process_all(records))
+                found.extend(detection_from_anomaly(f) for f in self.anomaly.process_all(records))
                 found.extend(_from_beacon(f) for f in self.anomaly.beacon.observe_all(records))
             return found
 
@@ -181,7 +181,7 @@ class Pipeline:
         return health
 
 
-def _from_anomaly(finding: AnomalyFinding) -> Detection:
+def detection_from_anomaly(finding: AnomalyFinding) -> Detection:
     """An anomaly as a detection: the alert model is the same for rules and detectors."""
     explanation = [
         {"feature": d.feature, "value": d.value, "typical": d.typical, "z": d.z}

@@ -8,9 +8,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
-SEVERITIES: Final = ("low", "medium", "high", "critical")
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: Final[tuple[str, ...]] = get_args(Severity)
 """Mildest first; detectors and rules name their level with one of these."""
 
 

@@ -48,7 +48,11 @@ import numpy as np
 REPO: Final = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from api.pipeline import BUILTIN_RULES, Pipeline  # noqa: E402  (after the path is set)
+from api.pipeline import (  # noqa: E402  (after the path is set)
+    BUILTIN_RULES,
+    Pipeline,
+    detection_from_anomaly,
+)
 from rules.engine import Detection  # noqa: E402
 from rules.loader import load_rules  # noqa: E402
 from scoring.anomaly import FLOW_CONFIG  # noqa: E402
@@ -262,14 +266,8 @@ def run_attack(name: str, records: list[Record], warmed: Pipeline) -> AttackResu
     if pipeline.anomaly is not None:  # minutes still open close 30 s after their end
         last = end_of(records)
         closing = last.replace(second=0, microsecond=0) + timedelta(seconds=90)
-        note([_as_detection(f) for f in pipeline.anomaly.flush()], closing)
+        note([detection_from_anomaly(f) for f in pipeline.anomaly.flush()], closing)
     return AttackResult(name, len(records), detected, first)
-
-
-def _as_detection(finding: Any) -> Detection:
-    from api.pipeline import _from_anomaly
-
-    return _from_anomaly(finding)
 
 
 def raw_vector(record: Record) -> dict[str, float]:
@@ -288,18 +286,7 @@ def per_flow_auc(
     for offset, (position, item) in enumerate(zip(positions, inserts, strict=True)):
         stream.insert(int(position) + offset, item)
     labels = np.asarray([label for _, label in stream])
-    c = FLOW_CONFIG  # the service's flow detector, as each sensor gets it
-    ours = GuardedHalfSpaceTrees(
-        FLOW_FEATURES,
-        c.n_trees,
-        c.height,
-        c.window_size,
-        c.warm_up,
-        c.learn_below,
-        c.alert_above,
-        c.seed,
-        c.learn_every,
-    )
+    ours = FLOW_CONFIG.model(FLOW_FEATURES)  # the service's flow detector, as a sensor gets it
     results = []
     for label, model, vectorise in (
         ("ours: flow detector (GuardedHalfSpaceTrees)", ours, flow_features),

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from scoring.beacon import BeaconDetector
-from scoring.features import FLOW_FEATURES, HOST_FEATURES, HostMinute, flow_features
+from scoring.features import FLOW_FEATURES, HOST_FEATURES, Feature, HostMinute, flow_features
 from scoring.guarded import Deviation, GuardedHalfSpaceTrees, Verdict
 from sensors.wire import from_ns, parse_time, to_ns
 
@@ -57,6 +57,20 @@ class DetectorConfig:
     deviations from its learned mean: the quantile threshold alone passes a fixed share of
     perfectly ordinary traffic (0.1% of a million flows a day is a thousand alerts)."""
     max_models: int = 256
+
+    def model(self, features: tuple[Feature, ...]) -> GuardedHalfSpaceTrees:
+        """A fresh model with these parameters, for one sensor."""
+        return GuardedHalfSpaceTrees(
+            features,
+            n_trees=self.n_trees,
+            height=self.height,
+            window_size=self.window_size,
+            warm_up=self.warm_up,
+            learn_below=self.learn_below,
+            alert_above=self.alert_above,
+            seed=self.seed,
+            learn_every=self.learn_every,
+        )
 
 
 FLOW_CONFIG: Final = DetectorConfig(learn_every=2)
@@ -117,7 +131,9 @@ def _deviations(
 class _PerSensor:
     """One model per sensor, least recently active evicted past ``max_models``."""
 
-    def __init__(self, features: Any, config: DetectorConfig, counters: DetectorCounters):
+    def __init__(
+        self, features: tuple[Feature, ...], config: DetectorConfig, counters: DetectorCounters
+    ) -> None:
         self.features = features
         self.config = config
         self.counters = counters
@@ -149,18 +165,7 @@ class _PerSensor:
             evicted, _ = self.models.popitem(last=False)
             self.span_ns.pop(evicted, None)
             self.counters.models_evicted += 1
-        c = self.config
-        created = self.models[sensor] = GuardedHalfSpaceTrees(
-            self.features,
-            n_trees=c.n_trees,
-            height=c.height,
-            window_size=c.window_size,
-            warm_up=c.warm_up,
-            learn_below=c.learn_below,
-            alert_above=c.alert_above,
-            seed=c.seed,
-            learn_every=c.learn_every,
-        )
+        created = self.models[sensor] = self.config.model(self.features)
         return created
 
 

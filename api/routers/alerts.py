@@ -4,7 +4,7 @@ and notes. Changing them is :mod:`api.routers.triage`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel
@@ -13,12 +13,11 @@ from api.auth import ReaderPrincipal
 from api.cursors import decode_cursor, encode_cursor
 from api.dependencies import StoreDep
 from api.errors import NotFoundError, UnprocessableError
+from api.lifecycle import AlertStatus
+from api.severity import Severity
 from api.store.protocol import Alert, AlertQuery, Note
 
 router = APIRouter(tags=["alerts"])
-
-Status = Literal["new", "acknowledged", "in_progress", "resolved", "false_positive"]
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class AlertPageOut(BaseModel):
 def list_alerts(
     _: ReaderPrincipal,
     store: StoreDep,
-    status: Status | None = None,
+    status: AlertStatus | None = None,
     severity: Severity | None = None,
     source: Annotated[str | None, Query(max_length=200, description="rule:<id>")] = None,
     entity: Annotated[str | None, Query(max_length=300)] = None,

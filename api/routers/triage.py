@@ -8,7 +8,7 @@ principal and the service clock.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Self, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -17,6 +17,7 @@ from api.auth import ReaderPrincipal
 from api.dependencies import ClockDep, StoreDep
 from api.errors import NotFoundError
 from api.lifecycle import MAX_ASSIGNEE_CHARS, MAX_BULK, MAX_NOTE_CHARS, AlertStatus
+from api.severity import Severity
 from api.store.protocol import (
     Alert,
     AlertQuery,
@@ -74,7 +75,7 @@ class AlertFilter(_Body):
     cannot change alerts by accident."""
 
     status: AlertStatus | None = None
-    severity: Literal["low", "medium", "high", "critical"] | None = None
+    severity: Severity | None = None
     source: Annotated[str | None, Field(max_length=200)] = None
     entity: Annotated[str | None, Field(max_length=300)] = None
     start: AwareDatetime | None = Field(default=None, description="last seen at or after")
