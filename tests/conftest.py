@@ -21,6 +21,7 @@ from api.store import SqliteStore
 from api.tokens import Role
 
 DATA = Path(__file__).resolve().parent / "data"
+LAB = Path(__file__).resolve().parents[1] / "api" / "demo" / "lab"  # the bundled lab captures
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 # Variables that steer the test-suite itself, not the code under test.

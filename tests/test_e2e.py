@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import DATA, shared_capture
+from tests.conftest import DATA, LAB, shared_capture
 
 pytestmark = pytest.mark.e2e
 TRUSTWATCH = [sys.executable, "-m", "api.cli"]
@@ -363,7 +363,7 @@ def test_attacks_from_the_lab_become_alerts(service: Service, tmp_path: Path) ->
     admin = {"Authorization": f"Bearer {service.admin_token}"}
     token_file = sensor_token(service, tmp_path / "data", "edge-lab")
     for activity in ("browse", "dns", "nmap_syn", "bruteforce", "dns_tunnel"):
-        summary = ship(service, DATA / "lab" / f"{activity}.pcap", "edge-lab", token_file)
+        summary = ship(service, LAB / f"{activity}.pcap", "edge-lab", token_file)
         assert 0 == summary["rejected"]
     alerts = httpx.get(f"{service.url}/api/v1/alerts", headers=admin, timeout=10).json()["items"]
     assert [
@@ -386,7 +386,7 @@ def test_attacks_from_the_lab_become_alerts(service: Service, tmp_path: Path) ->
     assert set(evidence["event_ids"]) <= stored
 
     # A resent capture is recognised: nothing is evaluated twice, no count changes.
-    ship(service, DATA / "lab" / "nmap_syn.pcap", "edge-lab", token_file)
+    ship(service, LAB / "nmap_syn.pcap", "edge-lab", token_file)
     again = httpx.get(f"{service.url}/api/v1/alerts", headers=admin, timeout=10).json()["items"]
     assert sorted((a["id"], a["count"]) for a in alerts) == sorted(
         (a["id"], a["count"]) for a in again

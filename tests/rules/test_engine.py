@@ -13,7 +13,7 @@ import pytest
 import rules.engine
 from rules.engine import RuleEngine
 from rules.loader import load_rules
-from tests.conftest import DATA
+from tests.conftest import LAB
 from tests.sensors.test_flows import meter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -220,8 +220,8 @@ def test_a_real_port_scan_and_a_real_brute_force(tmp_path: Path) -> None:
     )
     brute = correlation("event_count", "  timespan: 1m\n  condition: {gte: 5}\n", rule="http_401")
     engine = engine_for(tmp_path, REFUSED, UNAUTHORIZED, scan, brute)
-    scanned = engine.evaluate_all(meter(DATA / "lab" / "nmap_syn.pcap")[0])
-    forced = engine.evaluate_all(meter(DATA / "lab" / "bruteforce.pcap")[0])
+    scanned = engine.evaluate_all(meter(LAB / "nmap_syn.pcap")[0])
+    forced = engine.evaluate_all(meter(LAB / "bruteforce.pcap")[0])
     # nmap probed 20 ports, 19 closed (refused): one detection at the 15th distinct port.
     assert [("value_count", "10.203.0.66", 15)] == [(d.title, d.entity, d.count) for d in scanned]
     # hydra tried 8 passwords, 7 refused with 401: one detection at the 5th.

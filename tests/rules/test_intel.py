@@ -20,7 +20,7 @@ from rules.intel import (
     load_intel,
     parse_intel,
 )
-from tests.conftest import DATA
+from tests.conftest import LAB
 from tests.sensors.test_flows import meter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -319,9 +319,9 @@ def test_lab_traffic_hits_by_address_network_and_name() -> None:
     looking up names under lab.test at the server's resolver."""
     intel = parse_intel("10.203.0.2\nfd77:203::2/127\nhost3.lab.test\n", Path("lab.txt"))
     matcher = IntelMatcher(intel)
-    web = [r for r in meter(DATA / "lab" / "browse.pcap")[0] if r["network.transport"] == "tcp"]
+    web = [r for r in meter(LAB / "browse.pcap")[0] if r["network.transport"] == "tcp"]
     browse = matcher.evaluate_all(web)
-    dns = matcher.evaluate_all(meter(DATA / "lab" / "dns.pcap")[0])
+    dns = matcher.evaluate_all(meter(LAB / "dns.pcap")[0])
     assert [("10.203.0.10", "10.203.0.2")] * 5 + [("fd77:203::10", "fd77:203::2/127")] * 2 == (
         sorted((d.entity, d.values["indicator"]) for d in browse)
     )

@@ -20,7 +20,7 @@ from scoring.beacon import (
     interval_stats,
 )
 from scoring.errors import ScoringError, StateError
-from tests.conftest import DATA
+from tests.conftest import LAB
 from tests.sensors.test_flows import meter
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -282,13 +282,13 @@ def test_the_counters_account_for_every_record() -> None:
 
 
 def lab_flows(capture: str) -> list[dict[str, Any]]:
-    return sorted(meter(DATA / "lab" / capture)[0], key=lambda r: r["event.start"])
+    return sorted(meter(LAB / capture)[0], key=lambda r: r["event.start"])
 
 
 def test_the_lab_beacon_is_found_at_its_twelfth_check_in() -> None:
     """Real traffic: curl polls the lab's web server every 2 s, 15 times
-    (tests/data/lab/beacon.labels.json). Below a 2 s period, ``min_interval`` goes down."""
-    labels = json.loads((DATA / "lab" / "beacon.labels.json").read_text(encoding="utf-8"))
+    (api/demo/lab/beacon.labels.json). Below a 2 s period, ``min_interval`` goes down."""
+    labels = json.loads((LAB / "beacon.labels.json").read_text(encoding="utf-8"))
     (label,) = labels["activities"]
     records = lab_flows("beacon.pcap")
     web = [r for r in records if r.get("destination.port") == 80]

@@ -1,6 +1,6 @@
 """The flow meter on the traffic lab's captures: real tools between network namespaces
 (``tests/lab/``), each capture labelled with what the tools did. The committed captures under
-``tests/data/lab/`` are checked on every run; a live test runs the lab itself when it can.
+``api/demo/lab/`` are checked on every run; a live test runs the lab itself when it can.
 
 The labels' expectations come from the tools and their servers (pages fetched, ports probed,
 connections accepted, queries logged), never from metering, so these tests check the meter
@@ -26,11 +26,10 @@ from scapy.layers.dns import DNS
 from scapy.layers.l2 import Ether
 
 from sensors.pcapfile import read_frames
-from tests.conftest import DATA
+from tests.conftest import LAB as LAB_DATA
 from tests.sensors.test_flows import meter
 
-LAB_DATA = DATA / "lab"
-LAB = Path(__file__).resolve().parents[1] / "lab" / "lab.py"
+LAB_SCRIPT = Path(__file__).resolve().parents[1] / "lab" / "lab.py"
 ACTIVITIES = ("beacon", "browse", "bruteforce", "dns", "dns_tunnel", "nmap_connect", "nmap_syn")
 MAX_CAPTURE_BYTES = 200 * 1024
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -182,7 +181,7 @@ def test_committed_lab_capture_meets_its_labels(activity: str) -> None:
 
 
 def test_committed_scans_probe_twenty_ports_once_each() -> None:
-    """The figures the README of tests/data/lab promises, spelled out."""
+    """The figures the README of api/demo/lab promises, spelled out."""
     for activity in ("nmap_syn", "nmap_connect"):
         records, _ = meter(LAB_DATA / f"{activity}.pcap")
         ports = Counter(r["destination.port"] for r in records if r["source.ip"] == "10.203.0.66")
@@ -217,7 +216,7 @@ def test_live_lab_capture_meets_its_labels(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
-            str(LAB),
+            str(LAB_SCRIPT),
             "capture",
             "--out",
             str(tmp_path),
@@ -252,7 +251,7 @@ def _namespaces() -> list[str]:
 
 
 def _records(activity: str) -> list[dict[str, object]]:
-    return meter(DATA / "lab" / f"{activity}.pcap")[0]
+    return meter(LAB_DATA / f"{activity}.pcap")[0]
 
 
 @pytest.mark.parametrize("activity", ["nmap_syn", "nmap_connect"])
@@ -274,7 +273,7 @@ def test_a_login_brute_force_shows_as_many_refused_http_logins() -> None:
 
 def test_the_dns_tunnel_carries_every_query_in_one_flow() -> None:
     (tunnel,) = [r for r in _records("dns_tunnel") if r.get("flow.dns.queries")]
-    labels = json.loads((DATA / "lab" / "dns_tunnel.labels.json").read_text(encoding="utf-8"))
+    labels = json.loads((LAB_DATA / "dns_tunnel.labels.json").read_text(encoding="utf-8"))
     assert 113 == tunnel["flow.dns.queries"] == tunnel["flow.dns.unique_names"]
     assert 200 <= tunnel["flow.dns.max_name_length"] <= 255  # type: ignore[operator]
     assert "tun.lab.test" in json.dumps(labels)
