@@ -15,12 +15,26 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api import checkpoint
+from api.delivery.errors import DeliveryError
+from api.delivery.routing import load_receivers
+from api.delivery.worker import DeliveryWorker, RetryPolicy
 from api.dependencies import Clock
 from api.errors import ApiError, ConfigError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
 from api.pipeline import Pipeline
-from api.routers import alerts, flows, health, ingest, sensors, systems, tokens, triage
+from api.routers import (
+    alerts,
+    delivery,
+    flows,
+    health,
+    ingest,
+    noise,
+    sensors,
+    systems,
+    tokens,
+    triage,
+)
 from api.settings import Settings
 from api.store import Store, open_store
 from rules.errors import RuleFileError
@@ -33,6 +47,10 @@ def service_version() -> str:
         return version("trustwatch")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def _nothing() -> None:
+    """Waking a delivery worker that does not run (no receivers, or not started)."""
 
 
 def _utc_now() -> datetime:
@@ -60,12 +78,27 @@ def create_app(
                 app.state.pipeline, state, settings.anomaly_checkpoint_seconds
             )
         )
+        tasks = [saving]
+        if receivers:
+            worker = DeliveryWorker(
+                app.state.store,
+                receivers,
+                RetryPolicy(settings.delivery_retry_seconds, settings.delivery_max_retry_seconds),
+                settings.delivery_timeout_seconds,
+                clock,
+                app.state.metrics,
+            )
+            app.state.wake_delivery = worker.wake
+            tasks.append(asyncio.create_task(worker.run()))
         try:
             yield
         finally:
-            saving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await saving
+            app.state.wake_delivery = _nothing
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 await to_thread.run_sync(checkpoint.save, app.state.pipeline, state)
             except OSError as exc:
@@ -81,6 +114,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.wake_delivery = _nothing
+    try:
+        receivers = load_receivers(settings.receivers)
+    except DeliveryError as exc:
+        raise ConfigError(str(exc)) from exc
     app.state.metrics = Metrics()
     if pipeline is None:
         try:
@@ -95,7 +133,18 @@ def create_app(
     if store is not None:
         app.state.store = store
 
-    for module in (health, ingest, sensors, flows, alerts, triage, systems, tokens):
+    for module in (
+        health,
+        ingest,
+        sensors,
+        flows,
+        alerts,
+        triage,
+        noise,
+        delivery,
+        systems,
+        tokens,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(ApiError)

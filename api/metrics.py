@@ -62,6 +62,24 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.suppressed = Counter(
+            "trustwatch_detections_suppressed",
+            "Detections a false-positive suppression kept from opening an alert",
+            registry=self.registry,
+        )
+        self.delivery_attempts = Counter(
+            "trustwatch_delivery_attempts",
+            "Attempts to deliver a notification, by receiver and outcome (delivered, retry, dead)",
+            ["receiver", "outcome"],
+            registry=self.registry,
+        )
+        self.notifications = Gauge(
+            "trustwatch_notifications",
+            "Notifications in the outbox, by receiver and state (pending, sending, delivered,"
+            " dead, muted)",
+            ["receiver", "state"],
+            registry=self.registry,
+        )
         self.sensors_seen = Gauge(
             "trustwatch_sensors", "Sensors registered in the store", registry=self.registry
         )

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from api.delivery.routing import GroupField, ReceiverConfig
 from api.errors import ConfigError
 from sensors.addresses import is_loopback_host
 
@@ -77,6 +78,38 @@ class Settings(BaseSettings):
     anomaly_checkpoint_seconds: Annotated[int, Field(ge=10, le=86_400)] = Field(
         default=300, description="how often the anomaly detectors' state is saved (and at exit)"
     )
+    receivers: tuple[ReceiverConfig, ...] = Field(
+        default=(),
+        description="where alerts are delivered: a list of {name, url, secret_file,"
+        " min_severity (medium), agencies ([] = all), tlp (amber)}; JSON in the environment,"
+        " [[receivers]] tables in the TOML file",
+    )
+    delivery_max_age_seconds: Annotated[int, Field(ge=60, le=30 * 86_400)] = Field(
+        default=86_400,
+        description="how long a delivery is retried before it is dead-lettered (replay by hand)",
+    )
+    delivery_retry_seconds: Annotated[float, Field(ge=0.05, le=3600)] = Field(
+        default=1.0, description="the first retry's delay; each next one doubles it (with jitter)"
+    )
+    delivery_max_retry_seconds: Annotated[float, Field(ge=0.05, le=86_400)] = Field(
+        default=600.0, description="the longest delay between two attempts (and Retry-After cap)"
+    )
+    delivery_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="how long one delivery attempt may take"
+    )
+    group_by: tuple[GroupField, ...] = Field(
+        default=("rule_id",),
+        description="alert fields whose values make the group key (source, rule_id, severity,"
+        " entity, agency, system_id)",
+    )
+    group_window_seconds: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=60,
+        description="after a group's notification, its next alerts wait this long and go out"
+        " together (0: every alert at once)",
+    )
+    suppression_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=30, description="how long a suppression made from a false-positive verdict lasts"
+    )
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (else analyst/admin token)"
     )
@@ -97,6 +130,13 @@ class Settings(BaseSettings):
             raise ValueError(f"rules_dir {self.rules_dir} is not a directory")
         if self.threat_intel_file is not None and not self.threat_intel_file.is_file():
             raise ValueError(f"threat_intel_file {self.threat_intel_file} is not a file")
+        for receiver in self.receivers:
+            if not receiver.secret_file.is_file():
+                raise ValueError(
+                    f"receiver {receiver.name}: secret_file {receiver.secret_file} is not a file"
+                )
+        if self.delivery_max_retry_seconds < self.delivery_retry_seconds:
+            raise ValueError("delivery_max_retry_seconds must be at least delivery_retry_seconds")
         if self.max_decompressed_bytes < self.max_body_bytes:
             raise ValueError("max_decompressed_bytes must be at least max_body_bytes")
         return self

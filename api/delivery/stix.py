@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -59,8 +61,15 @@ def _id(kind: str, *parts: str) -> str:
     return f"{kind}--{uuid.UUID(bytes=digest[:16], version=4)}"
 
 
+def _observables(entity: str) -> tuple[list[Any], str]:
+    """The entity's hosts as SCOs (a scan's entity names the scanner and its target) and the
+    STIX pattern that matches any of them."""
+    found = [_observable(host) for host in dict.fromkeys(entity.split()) or [entity]]
+    return [sco for sco, _ in found], " OR ".join(pattern for _, pattern in found)
+
+
 def _observable(entity: str) -> tuple[Any, str]:
-    """The entity as an SCO and the STIX pattern that matches it."""
+    """One host as an SCO and the STIX pattern that matches it."""
     try:
         address = ipaddress.ip_address(entity)
     except ValueError:
@@ -97,13 +106,13 @@ def alert_bundle(alert: Alert, tlp: str = "amber") -> stix2.Bundle:
         "created": alert.created_at,
         "modified": max(alert.updated_at, alert.created_at),
     }
-    observable, pattern = _observable(alert.entity)
+    observables, pattern = _observables(alert.entity)
     observed = stix2.ObservedData(
         id=_id("observed-data", alert.id),
         first_observed=alert.first_seen,
         last_observed=max(alert.last_seen, alert.first_seen),
         number_observed=max(alert.count, 1),
-        object_refs=[observable.id],
+        object_refs=[sco.id for sco in observables],
         **common,
     )
     indicator = stix2.Indicator(
@@ -173,7 +182,7 @@ def alert_bundle(alert: Alert, tlp: str = "amber") -> stix2.Bundle:
         objects=[
             producer,
             marking,
-            observable,
+            *observables,
             observed,
             indicator,
             sighting,
@@ -184,3 +193,13 @@ def alert_bundle(alert: Alert, tlp: str = "amber") -> stix2.Bundle:
         ],
         allow_custom=False,
     )
+
+
+def alerts_bundle(alerts: Sequence[Alert], tlp: str, key: str) -> dict[str, Any]:
+    """One bundle (as JSON) of several alerts' objects, each object once; ``key`` (a
+    notification's id) names the bundle, so the same notification gives the same bundle."""
+    objects: dict[str, Any] = {}
+    for alert in alerts:
+        for obj in json.loads(alert_bundle(alert, tlp).serialize())["objects"]:
+            objects.setdefault(obj["id"], obj)
+    return {"type": "bundle", "id": _id("bundle", key), "objects": list(objects.values())}

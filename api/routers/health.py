@@ -48,4 +48,7 @@ def metrics(
     if not settings.metrics_public:
         _reader(authenticate(credentials, store))
     metrics.sensors_seen.set(len(store.list_sensors()))
+    metrics.notifications.clear()
+    for (receiver, state), count in store.delivery_counts().items():
+        metrics.notifications.labels(receiver, state).set(count)
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -7,6 +7,7 @@ rejected record with its index and reason. What the answer acknowledges is commi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -86,6 +87,7 @@ async def ingest(
         clock(),
         metrics,
         request.app.state.pipeline,
+        request.app.state.wake_delivery,
     )
 
 
@@ -98,6 +100,7 @@ def _store_batch(
     now: datetime,
     metrics: Metrics,
     pipeline: Pipeline,
+    wake_delivery: Callable[[], None],
 ) -> IngestReply:
     body = gunzip(raw, settings.max_decompressed_bytes) if compressed else raw
     envelope = parse_envelope(body, principal, settings)
@@ -123,6 +126,9 @@ def _store_batch(
     metrics.ingest_records.labels("rejected").inc(len(rejected))
     metrics.alerts.labels("opened").inc(counts.alerts_opened)
     metrics.alerts.labels("merged").inc(counts.alerts_merged)
+    metrics.suppressed.inc(counts.alerts_suppressed)
+    if counts.queued:
+        wake_delivery()  # the alert is committed: the worker may take it now
     return IngestReply(accepted=accepted, duplicates=counts.duplicates, rejected=rejected)
 
 

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.auth import ReaderPrincipal
-from api.dependencies import ClockDep, StoreDep
+from api.dependencies import ClockDep, SettingsDep, StoreDep
 from api.errors import NotFoundError
 from api.lifecycle import MAX_ASSIGNEE_CHARS, MAX_BULK, MAX_NOTE_CHARS, AlertStatus
+from api.noise import MAX_SUPPRESSION_FIELDS
 from api.severity import Severity
 from api.store.protocol import (
     Alert,
@@ -26,6 +27,7 @@ from api.store.protocol import (
     BulkResult,
     BulkTransition,
     Note,
+    Suppress,
 )
 
 router = APIRouter(tags=["triage"])
@@ -57,9 +59,32 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SuppressRequest(_Body):
+    """Narrow the suppression a false-positive verdict makes: only detections whose evidence
+    values named in ``fields`` equal this alert's, and/or for fewer days."""
+
+    fields: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=100)]],
+        Field(max_length=MAX_SUPPRESSION_FIELDS),
+    ] = []
+    days: Annotated[int | None, Field(ge=1, le=3650)] = None
+
+
 class TransitionRequest(_Body):
     to: AlertStatus
     note: NoteText | None = Field(default=None, description="stored as a note, in the same change")
+    suppress: SuppressRequest | bool = Field(
+        default=True,
+        description="to false_positive: suppress the same detection about the same entity"
+        " (true, for suppression_days), not at all (false), or narrower (an object)",
+    )
+
+    def suppression(self, default_days: int) -> Suppress | None:
+        if self.to is not AlertStatus.FALSE_POSITIVE or self.suppress is False:
+            return None
+        if self.suppress is True:
+            return Suppress(days=default_days)
+        return Suppress(tuple(self.suppress.fields), self.suppress.days or default_days)
 
 
 class AssignRequest(_Body):
@@ -111,9 +136,16 @@ def transition(
     principal: ReaderPrincipal,
     store: StoreDep,
     clock: ClockDep,
+    settings: SettingsDep,
 ) -> Alert:
+    """A false-positive verdict also suppresses the same detection about the same entity for
+    ``suppression_days`` unless ``suppress`` says otherwise; reopening lifts it."""
+    suppress = body.suppression(settings.suppression_days)
     return _found(
-        store.transition_alert(alert_id, body.to, principal, clock(), note=body.note), alert_id
+        store.transition_alert(
+            alert_id, body.to, principal, clock(), note=body.note, suppress=suppress
+        ),
+        alert_id,
     )
 
 
@@ -154,14 +186,22 @@ def audit(
 
 @router.post("/api/v1/alerts/bulk", response_model=BulkResult, summary="Act on filtered alerts")
 def bulk(
-    body: BulkRequest, principal: ReaderPrincipal, store: StoreDep, clock: ClockDep
+    body: BulkRequest,
+    principal: ReaderPrincipal,
+    store: StoreDep,
+    clock: ClockDep,
+    settings: SettingsDep,
 ) -> BulkResult:
     """Apply one action to at most ``limit`` alerts the filter selects (newest first), each on
     its own: the alerts the action is valid for change, the others are listed in ``skipped``
     with their status and why. ``truncated`` means more alerts matched: send it again."""
     selected = body.filter
     action = (
-        BulkTransition(to=body.action.to, note=body.action.note)
+        BulkTransition(
+            to=body.action.to,
+            note=body.action.note,
+            suppress=body.action.suppression(settings.suppression_days),
+        )
         if isinstance(body.action, TransitionRequest)
         else BulkAssign(assignee=body.action.assignee)
     )

@@ -136,4 +136,77 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         created_us  INTEGER NOT NULL
     ) STRICT;
     """,
+    # 4: delivery to the coordination centre (the outbox: notifications, the alerts each
+    # carries, every attempt) and noise control (silences, suppressions, muted alerts).
+    """
+    ALTER TABLE alerts ADD COLUMN muted_by TEXT;
+
+    CREATE TABLE notifications (
+        id              TEXT PRIMARY KEY,
+        receiver        TEXT NOT NULL,
+        group_key       TEXT NOT NULL,
+        state           TEXT NOT NULL
+                        CHECK (state IN ('pending', 'sending', 'delivered', 'dead', 'muted')),
+        sealed          INTEGER NOT NULL DEFAULT 0,
+        window_start_us INTEGER NOT NULL,
+        created_us      INTEGER NOT NULL,
+        not_before_us   INTEGER NOT NULL,
+        deadline_us     INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        payload         BLOB,
+        delivered_us    INTEGER,
+        last_error      TEXT
+    ) STRICT;
+    CREATE INDEX notifications_due ON notifications (state, not_before_us);
+    CREATE INDEX notifications_by_group ON notifications (receiver, group_key, window_start_us);
+    CREATE INDEX notifications_by_time ON notifications (created_us, id);
+
+    CREATE TABLE notification_alerts (
+        notification_id TEXT NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+        alert_id        TEXT NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+        receiver        TEXT NOT NULL,
+        PRIMARY KEY (notification_id, alert_id),
+        UNIQUE (alert_id, receiver)
+    ) STRICT;
+
+    CREATE TABLE delivery_attempts (
+        seq             INTEGER PRIMARY KEY,
+        notification_id TEXT NOT NULL REFERENCES notifications (id) ON DELETE CASCADE,
+        at_us           INTEGER NOT NULL,
+        duration_us     INTEGER NOT NULL,
+        outcome         TEXT NOT NULL,
+        status          INTEGER,
+        error           TEXT
+    ) STRICT;
+    CREATE INDEX delivery_attempts_by_notification ON delivery_attempts (notification_id, seq);
+
+    CREATE TABLE silences (
+        id          TEXT PRIMARY KEY,
+        matchers    TEXT NOT NULL,
+        starts_us   INTEGER NOT NULL,
+        ends_us     INTEGER NOT NULL,
+        author_id   INTEGER NOT NULL,
+        author      TEXT NOT NULL,
+        comment     TEXT NOT NULL,
+        created_us  INTEGER NOT NULL,
+        expired_by  TEXT
+    ) STRICT;
+    CREATE INDEX silences_by_end ON silences (ends_us);
+
+    CREATE TABLE suppressions (
+        id          TEXT PRIMARY KEY,
+        source      TEXT NOT NULL,
+        entity      TEXT NOT NULL,
+        match_values TEXT NOT NULL,
+        alert_id    TEXT NOT NULL,
+        author_id   INTEGER NOT NULL,
+        author      TEXT NOT NULL,
+        created_us  INTEGER NOT NULL,
+        expires_us  INTEGER NOT NULL,
+        hits        INTEGER NOT NULL DEFAULT 0,
+        last_hit_us INTEGER
+    ) STRICT;
+    CREATE INDEX suppressions_by_key ON suppressions (source, entity, expires_us);
+    CREATE INDEX suppressions_by_alert ON suppressions (alert_id);
+    """,
 )

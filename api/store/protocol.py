@@ -11,10 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from api.lifecycle import OPEN_STATUSES as _OPEN
 from api.lifecycle import AlertStatus
+from api.noise import Matcher, Silence, Suppression
 from api.severity import SEVERITIES as _SEVERITIES
 from api.systems import InformationSystem, NewSystem
 from api.tokens import Principal, Role
@@ -69,6 +70,10 @@ class IngestCounts:
     duplicates: int
     alerts_opened: int = 0
     alerts_merged: int = 0
+    alerts_suppressed: int = 0
+    """Detections a suppression (from a false-positive verdict) kept from opening an alert."""
+    queued: int = 0
+    """Alerts put in the outbox for delivery by this batch."""
 
 
 ALERT_STATUSES = tuple(status.value for status in AlertStatus)
@@ -97,6 +102,97 @@ class Alert:
     assignee: str | None = None
     system_id: str | None = None
     """The information system the entity belongs to (its level may have raised the severity)."""
+    delivery: DeliveryView | None = None
+    """Where the alert is on its way to the coordination centre (see :class:`DeliveryView`)."""
+
+
+DeliveryState = Literal["pending", "delivered", "dead", "silenced", "inhibited", "not_routed"]
+NotificationState = Literal["pending", "sending", "delivered", "dead", "muted"]
+
+
+@dataclass(frozen=True)
+class NotificationRef:
+    """One notification an alert travels in (one per receiver)."""
+
+    id: str
+    receiver: str
+    state: NotificationState
+    attempts: int
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    """An alert's delivery: ``delivered`` once every receiver that takes it confirmed it,
+    ``pending`` while one is still trying, ``dead`` if one gave up (replay by hand);
+    ``silenced`` or ``inhibited`` when noise control muted it (``muted_by`` says by what:
+    ``silence:<id>`` or ``inhibited:<alert id>``), ``not_routed`` when no receiver takes it."""
+
+    state: DeliveryState
+    muted_by: str | None
+    notifications: list[NotificationRef]
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    at: datetime
+    duration_ms: float
+    outcome: Literal["delivered", "retry", "dead"]
+    status: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One signed POST to one receiver (its ``id`` is the ``webhook-id``), carrying the alerts
+    of one group; retried with the same id until delivered or dead."""
+
+    id: str
+    receiver: str
+    state: NotificationState
+    group: dict[str, Any]
+    alert_ids: list[str]
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    deadline: datetime
+    delivered_at: datetime | None
+    last_error: str | None
+    attempt_log: list[DeliveryAttempt] | None = None
+
+
+@dataclass(frozen=True)
+class NotificationPage:
+    items: list[Notification]
+    next_after: tuple[int, str] | None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A notification the delivery worker took to send: ``payload`` is the body sent before
+    (retries send it unchanged), ``None`` before the first attempt."""
+
+    id: str
+    receiver: str
+    group: dict[str, Any]
+    alert_ids: list[str]
+    attempts: int
+    deadline: datetime
+    payload: bytes | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt came to, for the store to record."""
+
+    notification_id: str
+    at: datetime
+    duration_ms: float
+    outcome: Literal["delivered", "retry", "dead"]
+    payload: bytes
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,9 +236,20 @@ class AuditPage:
 
 
 @dataclass(frozen=True)
+class Suppress:
+    """What a false-positive verdict suppresses: detections of the alert's source about its
+    entity (see :mod:`api.noise`), narrowed to those whose evidence values named in
+    ``fields`` equal the alert's, for ``days``."""
+
+    fields: tuple[str, ...] = ()
+    days: int = 30
+
+
+@dataclass(frozen=True)
 class BulkTransition:
     to: AlertStatus
     note: str | None = None
+    suppress: Suppress | None = None
 
 
 @dataclass(frozen=True)
@@ -273,12 +380,16 @@ class Store(Protocol):
         actor: Principal,
         now: datetime,
         note: str | None = None,
+        suppress: Suppress | None = None,
     ) -> Alert | None:
         """Move the alert to ``to`` if :data:`api.lifecycle.TRANSITIONS` allows it from the
         status it has inside the write transaction (compare-and-set: of two racing callers,
         one wins and the other gets :class:`~api.lifecycle.TransitionError`). Writes the audit
-        row, and the note with its own row if given. ``None`` if there is no such alert;
-        :class:`~api.errors.ConflictError` if the alert has its maximum of notes."""
+        row, and the note with its own row if given. A false-positive verdict with ``suppress``
+        adds a suppression; reopening a false positive lifts its suppressions. ``None`` if
+        there is no such alert; :class:`~api.errors.ConflictError` if the alert has its maximum
+        of notes; :class:`~api.errors.UnprocessableError` if ``suppress`` names evidence values
+        the alert lacks."""
 
     def assign_alert(
         self, alert_id: str, assignee: str | None, actor: Principal, now: datetime
@@ -307,3 +418,56 @@ class Store(Protocol):
         or the store has its maximum of systems."""
 
     def list_systems(self) -> list[InformationSystem]: ...
+
+    # -- delivery -----------------------------------------------------------------------------
+
+    def claim_deliveries(self, now: datetime, limit: int) -> list[Claimed]:
+        """Take the notifications due at ``now`` for sending (see :mod:`api.store.sqlite_outbox`
+        for the states); noise control gets a last word on unsealed ones."""
+
+    def record_delivery_attempts(self, results: Sequence[AttemptResult]) -> None: ...
+
+    def recover_deliveries(self) -> int:
+        """Make notifications left ``sending`` by a crash due again; how many."""
+
+    def next_delivery_due(self) -> datetime | None: ...
+
+    def get_notification(self, notification_id: str) -> Notification | None: ...
+
+    def query_notifications(
+        self,
+        state: str | None = None,
+        receiver: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> NotificationPage: ...
+
+    def replay_notification(self, notification_id: str, now: datetime) -> Notification | None:
+        """Make a dead notification due now; ``None``: no such one;
+        :class:`~api.errors.ConflictError` if it is not dead."""
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]: ...
+
+    # -- noise control --------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: Sequence[Matcher],
+        starts: datetime,
+        ends: datetime,
+        comment: str,
+        actor: Principal,
+        now: datetime,
+    ) -> Silence: ...
+
+    def list_silences(self, now: datetime, include_expired: bool = False) -> list[Silence]: ...
+
+    def expire_silence(self, silence_id: str, actor: Principal, now: datetime) -> Silence | None:
+        """End a silence now; ``None``: no such silence."""
+
+    def list_suppressions(
+        self, now: datetime, include_expired: bool = False
+    ) -> list[Suppression]: ...
+
+    def lift_suppression(self, suppression_id: str, now: datetime) -> Suppression | None:
+        """End a suppression now; ``None``: no such suppression."""

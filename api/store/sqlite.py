@@ -21,27 +21,34 @@ from typing import Any, Final
 
 import orjson
 
+from api.delivery.routing import Routing
 from api.errors import ConflictError, StoreError
 from api.lifecycle import AlertStatus
-from api.store import sqlite_alerts, sqlite_lifecycle, sqlite_systems
+from api.noise import Matcher, Silence, Suppression
+from api.store import sqlite_alerts, sqlite_lifecycle, sqlite_noise, sqlite_outbox, sqlite_systems
 from api.store.keyset import page_query
 from api.store.migrations import MIGRATIONS
 from api.store.protocol import (
     Alert,
     AlertPage,
     AlertQuery,
+    AttemptResult,
     AuditPage,
     BulkAction,
     BulkResult,
+    Claimed,
     Detector,
     FlowPage,
     FlowQuery,
     IngestCounts,
     NewPrincipal,
     Note,
+    Notification,
+    NotificationPage,
     PrincipalCredentials,
     PrincipalInfo,
     SensorInfo,
+    Suppress,
 )
 from api.store.timeconv import from_us, opt_from_us, to_us
 from api.systems import InformationSystem, NewSystem, SystemIndex
@@ -58,10 +65,15 @@ class SqliteStore:
     """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(
-        self, path: Path, writer: sqlite3.Connection, dedupe_window: timedelta = DEDUPE_WINDOW
+        self,
+        path: Path,
+        writer: sqlite3.Connection,
+        dedupe_window: timedelta = DEDUPE_WINDOW,
+        routing: Routing | None = None,
     ) -> None:
         self.path = path
         self.dedupe_window_us = dedupe_window // timedelta(microseconds=1)
+        self.routing = routing or Routing(())
         self._writer = writer
         self._write_lock = threading.Lock()
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
@@ -71,8 +83,16 @@ class SqliteStore:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path, *, dedupe_window: timedelta = DEDUPE_WINDOW) -> SqliteStore:
-        """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    def open(
+        cls,
+        path: Path,
+        *,
+        dedupe_window: timedelta = DEDUPE_WINDOW,
+        routing: Routing | None = None,
+    ) -> SqliteStore:
+        """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+        ``routing`` says which receivers take which alerts; without it nothing is queued."""
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # Processes opening the same new store at once (the first `serve` and a
@@ -89,7 +109,7 @@ class SqliteStore:
                 writer = _connect(path, readonly=False)
             except (OSError, sqlite3.Error) as exc:
                 raise StoreError(f"cannot open the store at {path}: {exc}") from exc
-            store = cls(path, writer, dedupe_window)
+            store = cls(path, writer, dedupe_window, routing)
             try:
                 store._migrate()
             except BaseException:
@@ -328,7 +348,7 @@ class SqliteStore:
             )
             for scan in scans
         ]
-        opened = merged = 0
+        opened = merged = suppressed = queued = 0
         with self._write() as conn:
             known = (
                 sqlite_alerts.known_ids(conn, sensor_id, [row[1] for row in flow_rows])
@@ -361,17 +381,28 @@ class SqliteStore:
                 )
                 detections = detect(fresh) if fresh else []
                 systems = self._systems.current(conn) if detections else SystemIndex(())
+                window = self.dedupe_window_us
                 for detection in detections:
-                    window = self.dedupe_window_us
-                    if sqlite_alerts.record_alert(conn, detection, received, window, systems):
-                        opened += 1
-                    else:
-                        merged += 1
+                    if sqlite_noise.suppressed(
+                        conn, detection.source, detection.entity, detection.values, received
+                    ):
+                        suppressed += 1
+                        continue
+                    alert_id, new = sqlite_alerts.record_alert(
+                        conn, detection, received, window, systems
+                    )
+                    opened += new
+                    merged += not new
+                    queued += sqlite_outbox.route_alert(
+                        conn, alert_id, self.routing, systems, received, window
+                    )
         return IngestCounts(
             inserted=inserted,
             duplicates=len(flows) + len(scans) - inserted,
             alerts_opened=opened,
             alerts_merged=merged,
+            alerts_suppressed=suppressed,
+            queued=queued,
         )
 
     def query_alerts(self, query: AlertQuery) -> AlertPage:
@@ -391,9 +422,12 @@ class SqliteStore:
         actor: Principal,
         now: datetime,
         note: str | None = None,
+        suppress: Suppress | None = None,
     ) -> Alert | None:
         with self._write() as conn:
-            if not sqlite_lifecycle.transition(conn, alert_id, to, actor, to_us(now), note):
+            if not sqlite_lifecycle.transition(
+                conn, alert_id, to, actor, to_us(now), note, suppress
+            ):
                 return None
             return sqlite_alerts.get_alert(conn, alert_id)
 
@@ -430,6 +464,90 @@ class SqliteStore:
     def list_systems(self) -> list[InformationSystem]:
         with self._read() as conn:
             return sqlite_systems.list_systems(conn)
+
+    # -- delivery (api.store.sqlite_outbox) --------------------------------------------------
+
+    def claim_deliveries(self, now: datetime, limit: int) -> list[Claimed]:
+        with self._write() as conn:
+            systems = self._systems.current(conn)
+            return sqlite_outbox.claim_due(conn, to_us(now), limit, systems, self.dedupe_window_us)
+
+    def record_delivery_attempts(self, results: Sequence[AttemptResult]) -> None:
+        with self._write() as conn:
+            for result in results:
+                sqlite_outbox.record_attempt(conn, result)
+
+    def recover_deliveries(self) -> int:
+        with self._write() as conn:
+            return sqlite_outbox.recover(conn)
+
+    def next_delivery_due(self) -> datetime | None:
+        with self._read() as conn:
+            due = sqlite_outbox.next_due_us(conn)
+        return None if due is None else from_us(due)
+
+    def get_notification(self, notification_id: str) -> Notification | None:
+        with self._read() as conn:
+            return sqlite_outbox.get_notification(conn, notification_id)
+
+    def query_notifications(
+        self,
+        state: str | None = None,
+        receiver: str | None = None,
+        after: tuple[int, str] | None = None,
+        limit: int = 100,
+    ) -> NotificationPage:
+        with self._read() as conn:
+            return sqlite_outbox.query_notifications(conn, state, receiver, after, limit)
+
+    def replay_notification(self, notification_id: str, now: datetime) -> Notification | None:
+        with self._write() as conn:
+            found = sqlite_outbox.get_notification(conn, notification_id)
+            if found is None:
+                return None
+            if not sqlite_outbox.replay(conn, notification_id, to_us(now), self.routing.max_age_us):
+                raise ConflictError(
+                    f"notification {notification_id} is {found.state}: only a dead one is replayed"
+                )
+            return sqlite_outbox.get_notification(conn, notification_id)
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        with self._read() as conn:
+            return sqlite_outbox.counts(conn)
+
+    # -- noise control (api.store.sqlite_noise) ----------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: Sequence[Matcher],
+        starts: datetime,
+        ends: datetime,
+        comment: str,
+        actor: Principal,
+        now: datetime,
+    ) -> Silence:
+        with self._write() as conn:
+            return sqlite_noise.add_silence(
+                conn, matchers, to_us(starts), to_us(ends), comment, actor, to_us(now)
+            )
+
+    def list_silences(self, now: datetime, include_expired: bool = False) -> list[Silence]:
+        with self._read() as conn:
+            return sqlite_noise.list_silences(conn, to_us(now), include_expired)
+
+    def expire_silence(self, silence_id: str, actor: Principal, now: datetime) -> Silence | None:
+        with self._write() as conn:
+            return sqlite_noise.expire_silence(conn, silence_id, actor, to_us(now))
+
+    def list_suppressions(self, now: datetime, include_expired: bool = False) -> list[Suppression]:
+        with self._read() as conn:
+            return sqlite_noise.list_suppressions(conn, to_us(now), include_expired)
+
+    def lift_suppression(self, suppression_id: str, now: datetime) -> Suppression | None:
+        with self._write() as conn:
+            if not sqlite_noise.lift_suppression(conn, suppression_id, to_us(now)):
+                return None
+            return sqlite_noise.get_suppression(conn, suppression_id)
 
     def query_flows(self, query: FlowQuery) -> FlowPage:
         where: list[str] = []

@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
 import orjson
 
 from api.lifecycle import OPEN_STATUSES
 from api.severity import worst
+from api.store import sqlite_outbox
 from api.store.keyset import page_query
 from api.store.protocol import Alert, AlertPage, AlertQuery
 from api.store.timeconv import from_us, to_us
@@ -25,7 +27,7 @@ _ID_CHUNK: Final = 500  # ids per IN (...) lookup, well under SQLite's variable 
 
 _ALERT_COLUMNS: Final = (
     "id, source, rule_id, title, severity, entity, status, first_seen_us, last_seen_us, count,"
-    " tags, evidence, created_us, updated_us, assignee, system_id"
+    " tags, evidence, created_us, updated_us, assignee, system_id, muted_by"
 )
 # Only open alerts absorb repeats: a resolved or false-positive one stays as the analyst left it.
 _OPEN_SQL: Final = ", ".join(f"'{status.value}'" for status in sorted(OPEN_STATUSES))
@@ -46,13 +48,13 @@ def known_ids(conn: sqlite3.Connection, sensor_id: str, ids: list[str]) -> set[s
 
 def record_alert(
     conn: sqlite3.Connection, detection: Any, now: int, window_us: int, systems: SystemIndex
-) -> bool:
+) -> tuple[str, bool]:
     """Open an alert for ``detection``, or merge it into the open one it repeats.
 
     ``count`` counts detections (repeats); ``evidence.events`` the events behind them. A new
     alert about a declared information system keeps the system's id and has its severity
     raised by the system's security level (:mod:`api.systems`); a repeat is raised the same way.
-    Returns whether a new alert was opened."""
+    Returns the alert's id and whether it was opened (not merged)."""
     first, last = to_us(detection.first_seen), to_us(detection.last_seen)
     row = conn.execute(
         "SELECT id, first_seen_us, last_seen_us, evidence, severity, system_id FROM alerts"
@@ -69,11 +71,12 @@ def record_alert(
             "event_ids": list(detection.event_ids)[:MAX_EVIDENCE_IDS],
             "values": dict(detection.values),
         }
+        alert_id = uuid.uuid4().hex
         conn.execute(
             f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?, ?, ?, ?,"
-            " ?, ?, NULL, ?)",
+            " ?, ?, NULL, ?, NULL)",
             (
-                uuid.uuid4().hex,
+                alert_id,
                 detection.source,
                 detection.rule_id,
                 detection.title,
@@ -89,7 +92,7 @@ def record_alert(
                 None if system is None else system.id,
             ),
         )
-        return True
+        return alert_id, True
     evidence = orjson.loads(row[3])
     ids = evidence.get("event_ids", [])
     ids.extend(i for i in detection.event_ids if len(ids) < MAX_EVIDENCE_IDS)
@@ -112,7 +115,7 @@ def record_alert(
             row[0],
         ),
     )
-    return False
+    return row[0], False
 
 
 def _alert(row: Sequence[Any]) -> Alert:
@@ -134,6 +137,12 @@ def _alert(row: Sequence[Any]) -> Alert:
         assignee=row[14],
         system_id=row[15],
     )
+
+
+def with_delivery(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[Alert]:
+    """Alerts from their rows, each with its delivery state."""
+    views = sqlite_outbox.delivery_views(conn, {row[0]: row[16] for row in rows})
+    return [replace(_alert(row), delivery=views[row[0]]) for row in rows]
 
 
 def query_alerts(conn: sqlite3.Connection, query: AlertQuery) -> AlertPage:
@@ -161,11 +170,11 @@ def query_alerts(conn: sqlite3.Connection, query: AlertQuery) -> AlertPage:
     )
     rows = conn.execute(sql, params).fetchall()
     more = len(rows) > query.limit
-    alerts = [_alert(row) for row in rows[: query.limit]]
+    alerts = with_delivery(conn, rows[: query.limit])
     last = alerts[-1] if more and alerts else None
     return AlertPage(alerts, (to_us(last.last_seen), last.id) if last else None)
 
 
 def get_alert(conn: sqlite3.Connection, alert_id: str) -> Alert | None:
     row = conn.execute(f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
-    return None if row is None else _alert(row)
+    return None if row is None else with_delivery(conn, [row])[0]

@@ -13,8 +13,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Final
 
-from api.errors import ConflictError
+from api.errors import ConflictError, UnprocessableError
 from api.lifecycle import MAX_NOTES_PER_ALERT, AlertStatus, TransitionError, check_transition
+from api.store import sqlite_noise
 from api.store.protocol import (
     AlertQuery,
     AuditEntry,
@@ -25,6 +26,7 @@ from api.store.protocol import (
     BulkSkip,
     BulkTransition,
     Note,
+    Suppress,
 )
 from api.store.sqlite_alerts import query_alerts
 from api.store.timeconv import from_us
@@ -41,10 +43,14 @@ def transition(
     actor: Principal,
     now: int,
     note: str | None,
+    suppress: Suppress | None = None,
 ) -> bool:
     """Move the alert to ``to``; ``False`` if there is no such alert. Raises
     :class:`TransitionError` if the lifecycle refuses, :class:`ConflictError` if a note does
-    not fit."""
+    not fit, :class:`UnprocessableError` if ``suppress`` names evidence the alert lacks.
+
+    A false-positive verdict with ``suppress`` makes a suppression; reopening a false positive
+    lifts the suppressions its verdict made."""
     row = conn.execute("SELECT status FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     if row is None:
         return False
@@ -63,6 +69,13 @@ def transition(
     _audit(conn, alert_id, now, actor, AuditField.STATUS, current.value, to.value)
     if note is not None:
         _insert_note(conn, alert_id, note, actor, now)
+    if to is AlertStatus.FALSE_POSITIVE and suppress is not None:
+        try:
+            sqlite_noise.add_suppression(conn, alert_id, suppress.fields, suppress.days, actor, now)
+        except ValueError as exc:
+            raise UnprocessableError(str(exc)) from exc
+    elif current is AlertStatus.FALSE_POSITIVE:
+        sqlite_noise.lift_for_alert(conn, alert_id, now)
     return True
 
 
@@ -121,11 +134,16 @@ def bulk(
     skipped: list[BulkSkip] = []
     for alert in page.items:
         if isinstance(action, BulkTransition):
+            # One alert's refusal undoes that alert's writes only: the others go on.
+            conn.execute("SAVEPOINT bulk_one")
             try:
-                transition(conn, alert.id, action.to, actor, now, action.note)
-            except ConflictError as exc:
+                transition(conn, alert.id, action.to, actor, now, action.note, action.suppress)
+            except (ConflictError, UnprocessableError) as exc:
+                conn.execute("ROLLBACK TO bulk_one")
+                conn.execute("RELEASE bulk_one")
                 skipped.append(BulkSkip(id=alert.id, status=alert.status, reason=str(exc)))
                 continue
+            conn.execute("RELEASE bulk_one")
             changed += 1
         elif assign(conn, alert.id, action.assignee, actor, now):
             changed += 1

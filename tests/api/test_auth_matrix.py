@@ -77,6 +77,23 @@ def _nothing(store: SqliteStore) -> dict[str, Any]:
     return {}
 
 
+def _unknown_notification(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"notification_id": "msg_" + "0" * 32}}
+
+
+def _silence(store: SqliteStore) -> dict[str, Any]:
+    matchers = [{"field": "entity", "value": "10.0.0.9"}]
+    return {"json": {"matchers": matchers, "duration_seconds": 3600, "comment": "maintenance"}}
+
+
+def _unknown_silence(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"silence_id": "0" * 32}}
+
+
+def _unknown_suppression(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"suppression_id": "0" * 32}}
+
+
 # (method, path template) -> (request builder, expected status per role)
 MATRIX: dict[
     tuple[str, str], tuple[Callable[[SqliteStore], dict[str, Any]], dict[str | None, int]]
@@ -121,6 +138,38 @@ MATRIX: dict[
     ("POST", "/api/v1/alerts/bulk"): (
         _bulk,
         {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("GET", "/api/v1/deliveries"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("GET", "/api/v1/deliveries/{notification_id}"): (
+        _unknown_notification,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("POST", "/api/v1/deliveries/{notification_id}/replay"): (
+        _unknown_notification,
+        {None: 401, "sensor": 403, "analyst": 403, "admin": 404},
+    ),
+    ("POST", "/api/v1/silences"): (
+        _silence,
+        {None: 401, "sensor": 403, "analyst": 201, "admin": 201},
+    ),
+    ("GET", "/api/v1/silences"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("DELETE", "/api/v1/silences/{silence_id}"): (
+        _unknown_silence,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("GET", "/api/v1/suppressions"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): (
+        _unknown_suppression,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
     ),
     ("POST", "/api/v1/systems"): (
         _system,
