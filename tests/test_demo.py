@@ -126,6 +126,14 @@ def test_keep_running_stays_up_until_ctrl_c_or_sigterm(
         assert sorted(title for _, title in LAB_ALERTS) == sorted(
             a["title"] for a in alerts["items"]
         )
+        # The service's record of its deliveries agrees with the receiver's.
+        out_file = re.search(r"received +(\S+)", report)
+        assert out_file is not None
+        received = Path(out_file.group(1)).read_bytes().splitlines()
+        sent = httpx.get(f"{service}/api/v1/deliveries", headers=admin, timeout=10).json()
+        assert sorted((orjson.loads(line)["webhook-id"], "delivered") for line in received) == (
+            sorted((n["id"], n["state"]) for n in sent["items"])
+        )
 
         process.send_signal(stop)
         _, stderr = process.communicate(timeout=60)

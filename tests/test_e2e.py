@@ -391,3 +391,56 @@ def test_attacks_from_the_lab_become_alerts(service: Service, tmp_path: Path) ->
     assert sorted((a["id"], a["count"]) for a in alerts) == sorted(
         (a["id"], a["count"]) for a in again
     )
+
+
+def test_an_alert_stored_before_a_kill_9_is_delivered_after_the_restart(tmp_path: Path) -> None:
+    """From a capture to a verified delivery, across a crash: the sensor ships the lab's port
+    scan, the service stores the alert and its outbox row together, the coordination centre
+    is down, the service dies by SIGKILL; after the restart (the receiver now up) the alert
+    arrives, signed and verified, exactly once."""
+    from tests.delivery.test_receiver import KEY, Receiver
+
+    secret = tmp_path / "ncc.secret"
+    secret.write_text(KEY.secret + "\n")
+    receiver_port = _free_port()
+    receivers = [
+        {"name": "ncc", "url": f"http://127.0.0.1:{receiver_port}/", "secret_file": str(secret)}
+    ]
+    env = {"TRUSTWATCH_RECEIVERS": orjson.dumps(receivers).decode()}
+    data_dir, port = tmp_path / "data", _free_port()
+    service = start_service(data_dir, port, env)
+    assert service.admin_token is not None
+    admin = {"Authorization": f"Bearer {service.admin_token}"}
+    token_file = sensor_token(service, data_dir, "edge-lab")
+    ship(service, LAB / "nmap_syn.pcap", "edge-lab", token_file)
+    (alert,) = httpx.get(f"{service.url}/api/v1/alerts", headers=admin, timeout=10).json()["items"]
+    assert ("Vertical port scan", "pending") == (alert["title"], alert["delivery"]["state"])
+
+    service.process.kill()  # SIGKILL: no shutdown, no checkpoint, whatever was in flight
+    service.process.wait(timeout=10)
+    receiver = Receiver(
+        tmp_path,
+        tmp_path / "ncc.jsonl",
+        ["--port", str(receiver_port), "--secret-file", str(secret)],
+        None,
+    )
+    try:
+        restarted = start_service(data_dir, port, env)
+        try:
+            deadline = time.monotonic() + 20
+            while not (receiver.out.exists() and receiver.records()):
+                assert time.monotonic() < deadline, "not delivered after the restart"
+                time.sleep(0.1)
+            time.sleep(1.0)  # a second copy, if there were one, would be written by now
+            (record,) = receiver.records()
+            payload = record["payload"]
+            assert isinstance(payload, dict)
+            assert [alert["id"]] == [a["id"] for a in payload["alerts"]]
+            after = httpx.get(
+                f"{restarted.url}/api/v1/alerts/{alert['id']}", headers=admin, timeout=10
+            ).json()
+            assert "delivered" == after["delivery"]["state"]
+        finally:
+            restarted.stop()
+    finally:
+        assert 0 == receiver.stop()

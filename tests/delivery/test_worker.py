@@ -22,7 +22,13 @@ from api.settings import Settings, load_settings
 from api.store import SqliteStore, routing
 from tests.api.test_ingest import envelope, post
 from tests.conftest import LiveServer, Tokens
-from tests.delivery.test_receiver import KEY, Receiver, Start, start  # noqa: F401 - a fixture
+from tests.delivery.test_receiver import (  # noqa: F401 - start is a fixture
+    KEY,
+    OTHER,
+    Receiver,
+    Start,
+    start,
+)
 from tests.sensors.test_wire import flow
 
 _IDS = itertools.count()
@@ -63,6 +69,8 @@ def delivery_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
         "delivery_retry_seconds": 0.1,
         "delivery_max_retry_seconds": 0.5,
         "group_window_seconds": 0,
+        # A port that something else took meanwhile must not stall a test for the default 10 s.
+        "delivery_timeout_seconds": 2,
         **overrides,
     }
     return load_settings(**values)
@@ -275,3 +283,20 @@ def test_a_retry_that_would_fall_past_the_max_age_is_not_made(
     assert 1 == notification["attempts"]
     assert notification["last_error"].startswith("gave up after 1 attempts: ConnectError")
     assert "dead" == service.alerts()[0]["delivery"]["state"]
+
+
+def test_a_receiver_refuses_a_delivery_signed_with_the_wrong_key(
+    start: Start,  # noqa: F811 - the fixture
+    services: Callable[[Settings], Service],
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    receiver = start("--port", str(port))
+    settings = delivery_settings(tmp_path, port)
+    (settings.receivers[0].secret_file).write_text(OTHER.secret + "\n")  # not the receiver's
+    service = services(settings)
+    service.ingest(port_scan("10.9.4.1"))
+    wait_for(lambda: bool(service.deliveries()) and service.deliveries()[0]["attempts"] >= 2)
+    (notification,) = service.deliveries()
+    assert ("pending", "HTTP 401") == (notification["state"], notification["last_error"])
+    assert [] == delivered_alert_ids(receiver)
