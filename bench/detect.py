@@ -226,7 +226,7 @@ def generated_capture(cache: Path, packets: int, seed: int) -> Path:
 
 def attack_captures() -> list[tuple[str, Path]]:
     found = [
-        (f"lab/{name}", REPO / "tests" / "data" / "lab" / f"{name}.pcap") for name in LAB_ATTACKS
+        (f"lab/{name}", REPO / "api" / "demo" / "lab" / f"{name}.pcap") for name in LAB_ATTACKS
     ]
     found += [(name, SHARED / name) for name in SHARED_ATTACKS if (SHARED / name).exists()]
     return found

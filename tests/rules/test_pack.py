@@ -10,7 +10,7 @@ import pytest
 from api.pipeline import BUILTIN_RULES
 from rules.engine import RuleEngine
 from rules.loader import load_rules
-from tests.conftest import DATA, SHARED_DATA
+from tests.conftest import DATA, LAB, SHARED_DATA
 from tests.sensors.test_flows import meter
 
 
@@ -28,18 +28,18 @@ def test_the_pack_loads_clean() -> None:
 @pytest.mark.parametrize(
     ("capture", "expected"),
     [
-        ("lab/browse.pcap", {}),
-        ("lab/dns.pcap", {}),
-        ("lab/nmap_syn.pcap", {"Vertical port scan": 1}),
-        ("lab/nmap_connect.pcap", {"Vertical port scan": 1}),
-        ("lab/bruteforce.pcap", {"HTTP login brute force": 1}),
-        ("lab/dns_tunnel.pcap", {"DNS tunnelling suspected": 1}),
-        ("mixed.pcap", {}),
-        ("tls_split_hello.pcap", {}),
+        (LAB / "browse.pcap", {}),
+        (LAB / "dns.pcap", {}),
+        (LAB / "nmap_syn.pcap", {"Vertical port scan": 1}),
+        (LAB / "nmap_connect.pcap", {"Vertical port scan": 1}),
+        (LAB / "bruteforce.pcap", {"HTTP login brute force": 1}),
+        (LAB / "dns_tunnel.pcap", {"DNS tunnelling suspected": 1}),
+        (DATA / "mixed.pcap", {}),
+        (DATA / "tls_split_hello.pcap", {}),
     ],
 )
-def test_lab_traffic(capture: str, expected: dict[str, int]) -> None:
-    assert expected == detections(DATA / capture)
+def test_lab_traffic(capture: Path, expected: dict[str, int]) -> None:
+    assert expected == detections(capture)
 
 
 @pytest.mark.parametrize(
