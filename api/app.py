@@ -89,7 +89,7 @@ def create_app(
                 app.state.metrics,
             )
             app.state.wake_delivery = worker.wake
-            tasks.append(asyncio.create_task(worker.run()))
+            tasks.append(worker.run_logged())
         try:
             yield
         finally:

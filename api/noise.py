@@ -6,8 +6,9 @@ All three keep the alert itself: the SOC still sees it. What they stop is differ
   of alerts whose fields match all its matchers while it is active.
 - **Inhibition** mutes the delivery of an alert below critical while an open critical alert
   is about one of the same hosts: the coordination centre hears about the worst thing on a
-  host, not the noise around it. An alert's hosts are the words of its entity (a scan's entity
-  is ``"<scanner> <target>"``), so a critical alert about either host inhibits.
+  host, not the noise around it. An alert's hosts are the IP addresses and host names among
+  the words of its entity (a scan's entity is ``"<scanner> <target>"``), so a critical alert
+  about either host inhibits.
 - A **suppression**, made from a false-positive verdict, stops the detection of the same
   source about the same entity from opening an alert again (optionally only when the listed
   evidence values are the same too: narrower). It expires; each detection it swallows is
@@ -18,12 +19,15 @@ Pure: the store keeps them and applies them inside its transactions.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.severity import rank
@@ -33,6 +37,23 @@ MatchOp = Literal["=", "!=", "=~", "!~"]
 MAX_MATCHERS: Final = 16
 MAX_PATTERN_CHARS: Final = 200
 MAX_SUPPRESSION_FIELDS: Final = 16
+MAX_MATCHED_CHARS: Final = 1024  # far beyond any entity or title; bounds the work per match
+# A host name as an entity word: labels of letters, digits, '-' and '_', at least one dot.
+_HOSTNAME: Final = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_-]{1,63}\.)+[A-Za-z0-9_-]{1,63}\.?")
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # a refused pattern is the caller's 422, not a line on stderr
+    return options
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_pattern(pattern: str) -> Any:
+    """A silence's regular expression, compiled once, in RE2: linear time whatever the pattern
+    and the text (as Alertmanager's), so no pattern can stall the service. Raises
+    ``re2.error`` for a pattern RE2 refuses."""
+    return re2.compile(pattern, _re2_options())
 
 
 class Matcher(BaseModel):
@@ -55,19 +76,22 @@ class Matcher(BaseModel):
     def _valid_pattern(cls, value: str, info: Any) -> str:
         if info.data.get("op") in {"=~", "!~"}:
             try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from exc
+                compile_pattern(value)
+            except re2.error as exc:
+                reason = (
+                    exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                )
+                raise ValueError(f"not a regular expression (RE2 syntax): {reason}") from exc
         return value
 
     def matches(self, fields: Mapping[str, object]) -> bool:
         actual = fields.get(self.field)
-        text = "" if actual is None else str(actual)
+        text = "" if actual is None else str(actual)[:MAX_MATCHED_CHARS]
         if self.op == "=":
             return text == self.value
         if self.op == "!=":
             return text != self.value
-        found = re.fullmatch(self.value, text) is not None
+        found = compile_pattern(self.value).fullmatch(text) is not None
         return found if self.op == "=~" else not found
 
 
@@ -122,12 +146,22 @@ class Suppression:
 
 
 def hosts(entity: str) -> frozenset[str]:
-    """The hosts an alert is about: the words of its entity.
+    """The hosts an alert is about: the words of its entity that are IP addresses or host
+    names (a rule's entity may also carry a port or other values of its group-by fields).
 
-    >>> sorted(hosts("10.0.0.66 10.0.0.2"))
+    >>> sorted(hosts("10.0.0.66 10.0.0.2 22"))
     ['10.0.0.2', '10.0.0.66']
+    >>> sorted(hosts("Portal.Example.gov. None unknown"))
+    ['portal.example.gov']
     """
-    return frozenset(entity.split())
+    found = set()
+    for word in entity.split():
+        try:
+            found.add(str(ipaddress.ip_address(word)))
+        except ValueError:
+            if _HOSTNAME.fullmatch(word) and not word.replace(".", "").isdigit():
+                found.add(word.lower().rstrip("."))
+    return frozenset(found)
 
 
 def inhibitor(

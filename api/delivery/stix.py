@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import stix2
 
+from api.noise import hosts
 from api.store.protocol import Alert
 
 INCIDENT_CORE_EXTENSION: Final = "extension-definition--ef765651-680c-498d-9894-99799f2fa126"
@@ -62,9 +63,9 @@ def _id(kind: str, *parts: str) -> str:
 
 
 def _observables(entity: str) -> tuple[list[Any], str]:
-    """The entity's hosts as SCOs (a scan's entity names the scanner and its target) and the
-    STIX pattern that matches any of them."""
-    found = [_observable(host) for host in dict.fromkeys(entity.split()) or [entity]]
+    """The entity's hosts as SCOs (a scan's entity names the scanner and its target; ports and
+    other words are left out) and the STIX pattern that matches any of them."""
+    found = [_observable(host) for host in sorted(hosts(entity)) or [entity]]
     return [sco for sco, _ in found], " OR ".join(pattern for _, pattern in found)
 
 
@@ -142,7 +143,8 @@ def alert_bundle(alert: Alert, tlp: str = "amber") -> stix2.Bundle:
             id=_id("attack-pattern", technique),
             name=technique,
             external_references=[{"source_name": "mitre-attack", "external_id": technique}],
-            **common,
+            # Shared by every alert with the technique: one version, whatever alert sends it.
+            **{**common, "created": producer.created, "modified": producer.modified},
         )
         for technique in techniques(alert.tags)
     ]

@@ -89,12 +89,15 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     60.0
     >>> retry_after_seconds("soon", datetime(2026, 1, 1, tzinfo=UTC)) is None
     True
+    >>> retry_after_seconds("9" * 5000, datetime(2026, 1, 1, tzinfo=UTC))
+    10000000000.0
     """
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), 10**9))
+    if value.isascii() and value.isdigit():
+        # Beyond ten digits it is past any cap anyway (and int() of a huge string is refused).
+        return float(int(value[:10])) if len(value) <= 10 else 1e10
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -146,6 +149,12 @@ class DeliveryWorker:
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def run_logged(self) -> asyncio.Task[None]:
+        """Start :meth:`run` as a task whose unexpected end is logged at once, not at exit."""
+        task = asyncio.create_task(self.run())
+        task.add_done_callback(_log_end)
+        return task
+
     def wake(self) -> None:
         """Something was queued: look now (safe from any thread; a no-op before :meth:`run`)."""
         loop, event = self._loop, self._event
@@ -156,24 +165,27 @@ class DeliveryWorker:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
-        recovered = await to_thread.run_sync(self.store.recover_deliveries)
-        if recovered:
-            log.warning("deliveries interrupted by a stop are due again", extra={"n": recovered})
         limits = httpx.Limits(max_connections=BATCH, max_keepalive_connections=8)
         async with httpx.AsyncClient(
             timeout=self.timeout, limits=limits, follow_redirects=False, trust_env=False
         ) as client:
+            recovered = False
             while True:
                 self._event.clear()
                 try:
-                    sent = await self.round(client)
+                    if not recovered:
+                        # What a previous run (or a failed round) left sending is due again.
+                        count = await to_thread.run_sync(self.store.recover_deliveries)
+                        recovered = True
+                        if count:
+                            log.warning("interrupted deliveries are due again", extra={"n": count})
+                    if await self.round(client):
+                        continue  # there may be more due at once
+                    await self._sleep()
                 except Exception:  # a store hiccup must not end delivery for good
                     log.exception("delivery round failed; trying again shortly")
-                    sent = 0
+                    recovered = False  # what this round took is sending: put it back
                     await asyncio.sleep(1.0)
-                if sent:
-                    continue  # there may be more due at once
-                await self._sleep()
 
     async def _sleep(self) -> None:
         assert self._event is not None  # noqa: S101 - run() set it
@@ -191,7 +203,7 @@ class DeliveryWorker:
         claimed = await to_thread.run_sync(self.store.claim_deliveries, self.clock(), BATCH)
         if not claimed:
             return 0
-        results = await asyncio.gather(*(self._attempt(client, item) for item in claimed))
+        results = await asyncio.gather(*(self._guarded(client, item) for item in claimed))
         await to_thread.run_sync(self.store.record_delivery_attempts, results)
         for result in results:
             self.metrics.delivery_attempts.labels(
@@ -203,20 +215,41 @@ class DeliveryWorker:
     def _receiver_of(result: AttemptResult, claimed: Sequence[Claimed]) -> str:
         return next(c.receiver for c in claimed if c.id == result.notification_id)
 
+    async def _guarded(self, client: httpx.AsyncClient, claimed: Claimed) -> AttemptResult:
+        """One attempt; whatever goes wrong in it is that attempt's failure (retried), never
+        the round's: the other notifications' outcomes are recorded."""
+        try:
+            return await self._attempt(client, claimed)
+        except Exception as exc:
+            log.exception("delivery attempt failed", extra={"notification": claimed.id})
+            error = f"internal error: {type(exc).__name__}"
+            delay = self.policy.delay(claimed.attempts + 1, None, self.rng)
+            now = self.clock()
+            return AttemptResult(
+                claimed.id,
+                now,
+                0.0,
+                "retry",
+                claimed.payload,
+                None,
+                error,
+                now + timedelta(seconds=delay),
+            )
+
     async def _attempt(self, client: httpx.AsyncClient, claimed: Claimed) -> AttemptResult:
         receiver = self.receivers.get(claimed.receiver)
         started = self.clock()
-        payload = claimed.payload or b""
         if receiver is None:
             return AttemptResult(
                 claimed.id,
                 started,
                 0.0,
                 "dead",
-                payload,
+                claimed.payload,
                 error=f"receiver {claimed.receiver} is no longer configured",
             )
-        if claimed.payload is None:
+        payload = claimed.payload
+        if payload is None:
             payload = await to_thread.run_sync(self._payload, claimed, receiver)
         headers = sign_headers(receiver.keys, claimed.id, started, payload)
         headers["content-type"] = "application/json"
@@ -224,10 +257,14 @@ class DeliveryWorker:
         status: int | None = None
         retry_after: float | None = None
         try:
-            response = await client.post(receiver.config.url, content=payload, headers=headers)
+            # The whole attempt, not each read: a receiver trickling its answer is cut off too.
+            async with asyncio.timeout(self.timeout):
+                response = await client.post(receiver.config.url, content=payload, headers=headers)
             status = response.status_code
             error = None if 200 <= status < 300 else f"HTTP {status}"
             retry_after = retry_after_seconds(response.headers.get("retry-after"), started)
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS] or type(exc).__name__
         elapsed_ms = (time.perf_counter() - clock) * 1000
@@ -256,3 +293,8 @@ class DeliveryWorker:
     def _payload(self, claimed: Claimed, receiver: Receiver) -> bytes:
         alerts = [a for a in map(self.store.get_alert, claimed.alert_ids) if a is not None]
         return build_payload(claimed, alerts, receiver)
+
+
+def _log_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the delivery worker stopped", exc_info=task.exception())

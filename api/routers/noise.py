@@ -61,6 +61,8 @@ def add_silence(
 ) -> Silence:
     now = clock()
     starts = body.starts_at or now
+    if abs(starts - now) > MAX_SILENCE:
+        raise UnprocessableError(f"starts_at must be within {MAX_SILENCE.days} days of now")
     ends: datetime = (
         body.ends_at
         if body.ends_at is not None

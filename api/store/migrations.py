@@ -159,6 +159,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     ) STRICT;
     CREATE INDEX notifications_due ON notifications (state, not_before_us);
     CREATE INDEX notifications_by_group ON notifications (receiver, group_key, window_start_us);
+    CREATE INDEX notifications_open_by_group ON notifications (receiver, group_key, window_start_us)
+        WHERE sealed = 0 AND state = 'pending';
     CREATE INDEX notifications_by_time ON notifications (created_us, id);
 
     CREATE TABLE notification_alerts (

@@ -189,7 +189,8 @@ class AttemptResult:
     at: datetime
     duration_ms: float
     outcome: Literal["delivered", "retry", "dead"]
-    payload: bytes
+    payload: bytes | None
+    """The body sent (kept for the retries); ``None`` if none was built (kept as it was)."""
     status: int | None = None
     error: str | None = None
     next_attempt_at: datetime | None = None

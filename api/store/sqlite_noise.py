@@ -31,7 +31,9 @@ def mute_reason(
     conn: sqlite3.Connection, fields: Mapping[str, Any], now_us: int, firing_window_us: int
 ) -> str | None:
     """``silence:<id>`` of an active silence matching the alert, ``inhibited:<id>`` of an open
-    critical alert about one of its hosts seen within ``firing_window_us``, else ``None``."""
+    critical alert about one of its hosts that fired within ``firing_window_us`` of ``now_us``
+    (by the service's clock: a sensor's backlog must not make a firing alert look old), else
+    ``None``."""
     for silence in _silences(conn, "starts_us <= ? AND ends_us > ?", (now_us, now_us)):
         if silence.matches(fields):
             return f"silence:{silence.id}"
@@ -39,7 +41,7 @@ def mute_reason(
         return None
     criticals = conn.execute(
         "SELECT id, entity FROM alerts WHERE severity = 'critical'"
-        f" AND status IN ({_OPEN_SQL}) AND last_seen_us >= ?",
+        f" AND status IN ({_OPEN_SQL}) AND updated_us >= ?",
         (now_us - firing_window_us,),
     ).fetchall()
     by = inhibitor(fields["severity"], fields["entity"], criticals, fields["id"])

@@ -38,6 +38,9 @@ from api.store.timeconv import from_us, opt_from_us, to_us
 from api.systems import SystemIndex
 
 _ID_CHUNK: Final = 500
+MAX_ALERTS_PER_NOTIFICATION: Final = 100
+"""A full notification is ~0.4 MB (alerts and their STIX objects), under the 1 MiB a receiver
+like ours accepts; the group's next alerts start another notification for the same window."""
 _NOTIFICATION_COLUMNS: Final = (
     "id, receiver, state, group_key, attempts, created_us, not_before_us, deadline_us,"
     " delivered_us, last_error"
@@ -111,11 +114,17 @@ def _enqueue(
     conn: sqlite3.Connection, receiver: str, key: str, alert_id: str, routing: Routing, now: int
 ) -> None:
     row = conn.execute(
-        "SELECT id FROM notifications WHERE receiver = ? AND group_key = ? AND state = 'pending'"
-        " AND sealed = 0 ORDER BY window_start_us DESC LIMIT 1",
+        "SELECT id, window_start_us FROM notifications WHERE receiver = ? AND group_key = ?"
+        " AND state = 'pending' AND sealed = 0 ORDER BY window_start_us DESC LIMIT 1",
         (receiver, key),
     ).fetchone()
-    if row is not None:
+    full = row is not None and (
+        conn.execute(
+            "SELECT count(*) FROM notification_alerts WHERE notification_id = ?", (row[0],)
+        ).fetchone()[0]
+        >= MAX_ALERTS_PER_NOTIFICATION
+    )
+    if row is not None and not full:
         notification_id = row[0]
     else:
         last = conn.execute(
@@ -126,6 +135,8 @@ def _enqueue(
         # next waits for the window's end (and gathers what comes meanwhile).
         window = routing.group_window_us
         start = now if last is None or last + window <= now else last + window
+        if full:
+            start = row[1]  # an overflow of the same window, sent with it
         notification_id = f"msg_{uuid.uuid4().hex}"
         conn.execute(
             "INSERT INTO notifications (id, receiver, group_key, state, sealed, window_start_us,"
@@ -226,19 +237,20 @@ def record_attempt(conn: sqlite3.Connection, result: AttemptResult) -> None:
     if result.outcome == "delivered":
         conn.execute(
             "UPDATE notifications SET state = 'delivered', attempts = attempts + 1,"
-            " payload = ?, delivered_us = ?, last_error = NULL WHERE id = ?",
+            " payload = coalesce(?, payload), delivered_us = ?, last_error = NULL WHERE id = ?",
             (result.payload, at, result.notification_id),
         )
     elif result.outcome == "retry":
         assert result.next_attempt_at is not None  # noqa: S101 - the worker sets it for a retry
         conn.execute(
-            "UPDATE notifications SET state = 'pending', attempts = attempts + 1, payload = ?,"
-            " not_before_us = ?, last_error = ? WHERE id = ?",
+            "UPDATE notifications SET state = 'pending', attempts = attempts + 1,"
+            " payload = coalesce(?, payload), not_before_us = ?, last_error = ? WHERE id = ?",
             (result.payload, to_us(result.next_attempt_at), result.error, result.notification_id),
         )
     else:
         conn.execute(
-            "UPDATE notifications SET state = 'dead', attempts = attempts + 1, payload = ?,"
+            "UPDATE notifications SET state = 'dead', attempts = attempts + 1,"
+            " payload = coalesce(?, payload),"
             " last_error = ? WHERE id = ?",
             (result.payload, result.error, result.notification_id),
         )

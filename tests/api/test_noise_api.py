@@ -74,6 +74,9 @@ def test_a_silence_is_made_listed_and_ended(http: httpx.Client, tokens: Tokens) 
         ({"duration_seconds": 91 * 86400}, "less than or equal to"),
         ({"comment": ""}, "at least 1 character"),
         ({"extra": 1}, "extra_forbidden"),
+        ({"starts_at": "9999-12-31T23:00:00Z"}, "within 90 days of now"),
+        ({"starts_at": "9999-12-31T23:00:00-14:00"}, "within 90 days of now"),
+        ({"matchers": [{"field": "entity", "op": "=~", "value": "(?<=x)y"}]}, "RE2 syntax"),
     ],
 )
 def test_bad_silences_are_422_and_change_nothing(

@@ -302,3 +302,29 @@ def test_a_notification_moves_through_retry_dead_replay_and_recovery(store: Stor
     assert ("delivered", 3) == (notification.state, notification.attempts)
     assert "delivered" == delivery(store, alert)[0]
     assert {("ncc", "delivered"): 1} == store.delivery_counts()
+
+
+def test_ports_and_other_words_of_an_entity_are_not_hosts_for_inhibition(store: Store) -> None:
+    critical, _ = detect(store, "10.5.5.5 10.1.1.1 22", rule="ransomware", level="critical")
+    other, _ = detect(store, "203.0.113.7 10.2.2.2 22", rule="scan", level="high")
+    assert critical is not None
+    assert other is not None
+    assert "pending" == delivery(store, other)[0]
+
+
+def test_a_full_notification_overflows_into_another_of_the_same_window(store: Store) -> None:
+    first, _ = detect(store, "10.0.20.1")
+    assert first is not None
+    claim(store, NOW)  # the group's first notification is out: the rest wait for the window
+    later = [detect(store, f"10.0.21.{i}", NOW + timedelta(seconds=1))[0] for i in range(101)]
+    notifications = claim(store, NOW + timedelta(seconds=60))
+    assert [100, 1] == sorted((len(ids) for _, ids in notifications), reverse=True)
+    assert sorted(a.id for a in later if a) == sorted(i for _, ids in notifications for i in ids)
+
+
+def test_a_silence_pattern_cannot_backtrack_for_ever(store: Store) -> None:
+    # With backtracking (Python's re) this pattern takes hours on a 60-character entity that
+    # almost matches; RE2 answers at once.
+    pattern = Matcher(field="entity", op="=~", value=r"(\w+\.?)*\.evil\.example")
+    assert not pattern.matches({"entity": "a" * 60 + "!"})
+    assert pattern.matches({"entity": "c2.evil.example"})
