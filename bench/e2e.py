@@ -63,7 +63,9 @@ import inspect
 import json
 import os
 import platform
+import random
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -96,19 +98,24 @@ SENSOR_IF: Final = "vethB"
 SENSOR_ID: Final = "bench"
 LOOPBACK: Final = "127.0.0.1"
 TARGET_P95_S: Final = 2.0
-# The alert each capture raises with the built-in rule pack, and its severity: both are at or
-# above the receiver's min_severity (medium), so the alert is delivered.
+# The alert each capture raises with the built-in rule pack: medium and high, at or above the
+# receiver's min_severity (medium), so it is delivered.
 ATTACKS: Final = {"nmap_syn": "Vertical port scan", "bruteforce": "HTTP login brute force"}
 CLONE_NEWNET: Final = 0x40000000
 STARTUP_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 15.0
 SPOOL_POLL_S: Final = 0.001
 DELIVERY_POLL_S: Final = 0.01
+# The pause between runs varies by up to this much at random. The sensor's forwarder looks at
+# its spool every 0.5 s; a fixed pause would make every run meet it at the same phase, and
+# measure one point of that cycle instead of all of it.
+PAUSE_JITTER_S: Final = 1.0
 # The kernel must not answer the replayed frames or send anything of its own on the veths.
 NAMESPACE_SYSCTLS: Final = (
     "net.ipv6.conf.all.disable_ipv6=1",
     "net.ipv6.conf.default.disable_ipv6=1",
 )
+DELIVERIES: Final = "deliveries.jsonl"  # the receiver's out file, in the work directory
 TOKEN: Final = re.compile(r"tw_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 
 
@@ -262,8 +269,7 @@ class Batch:
 
     name: str
     sent_at_ns: int  # the envelope's sent_at: when the sensor closed the batch
-    records: int
-    addresses: frozenset[str]
+    addresses: frozenset[str]  # of the records in it
 
 
 class SpoolWatcher:
@@ -287,8 +293,13 @@ class SpoolWatcher:
         self._thread.join(timeout=5)
 
     def find(self, address: str) -> Batch | None:
+        """The last batch with a flow of ``address`` (a run's flows may span two)."""
         with self._lock:
-            return next((b for b in self.batches if address in b.addresses), None)
+            return max(
+                (b for b in self.batches if address in b.addresses),
+                key=lambda b: b.sent_at_ns,
+                default=None,
+            )
 
     def _watch(self) -> None:
         while not self._stop.wait(SPOOL_POLL_S):
@@ -309,7 +320,7 @@ class SpoolWatcher:
         assert sent_at is not None  # the sensor always writes it
         records = envelope["records"]
         addresses = {r.get(side) for r in records for side in ("source.ip", "destination.ip")}
-        batch = Batch(path.name, to_ns(sent_at), len(records), frozenset(map(str, addresses)))
+        batch = Batch(path.name, to_ns(sent_at), frozenset(map(str, addresses)))
         with self._lock:
             self.batches.append(batch)
 
@@ -415,7 +426,6 @@ def write_private(path: Path, text: str) -> Path:
 class Setup:
     service_url: str
     analyst_token: str
-    out: Path
     spool: Path
     group_window_s: int
 
@@ -425,7 +435,7 @@ def start_everything(args: argparse.Namespace, work: Path, processes: Processes)
 
     receiver_port, service_port = free_port(), free_port()
     secret = write_private(work / "receiver.secret", SigningKey(secrets.token_bytes(32)).secret)
-    out = work / "deliveries.jsonl"
+    out = work / DELIVERIES
     data_dir = work / "data"
     spool = work / "spool"
     receiver = {
@@ -487,7 +497,7 @@ def start_everything(args: argparse.Namespace, work: Path, processes: Processes)
         lambda: f"capturing on {SENSOR_IF}" in processes.tail("sensor", 50),
         processes,
     )
-    return Setup(service_url, analyst_token, out, spool, group_window)
+    return Setup(service_url, analyst_token, spool, group_window)
 
 
 # -- the runs ------------------------------------------------------------------------------------
@@ -659,9 +669,6 @@ def report(args: argparse.Namespace, attack: Attack, runs: list[Run], setup: Set
         ],
         "sent → stored": [r.seconds(r.sent_ns, r.stored_ns) for r in runs],
         "sent → delivered (end to end)": [r.seconds(r.sent_ns, r.delivered_ns) for r in runs],
-        "captured - sent (kernel stamp, check)": [
-            r.seconds(r.sent_ns, r.captured_ns) for r in runs
-        ],
     }
     print()
     print(f"{len(runs)} runs, seconds        {'p50':>8} {'p95':>8} {'max':>8}   n")
@@ -672,6 +679,14 @@ def report(args: argparse.Namespace, attack: Attack, runs: list[Run], setup: Set
         figures = " ".join(f"{v:8.3f}" for v in cut) if cut else f"{'n/a':>8}" * 3
         print(f"  {name:<46} {figures}  {len(measured):3d}")
 
+    # The last frame's kernel receive stamp (the flows' latest event.end) against "sent": the
+    # replay must reach the sensor at once for "sent" to stand for the attack's last packet.
+    lags = [s * 1e6 for r in runs if (s := r.seconds(r.sent_ns, r.captured_ns)) is not None]
+    if lags:
+        print(
+            f"  check: last frame's capture stamp - sent: {round(min(lags))} to "
+            f"{round(max(lags))} µs (negative: the sensor's socket had it before send() returned)"
+        )
     linger = MeterConfig().linger
     idle_wait = inspect.signature(Forwarder.run).parameters["idle_wait"].default
     print()
@@ -690,7 +705,7 @@ def report(args: argparse.Namespace, attack: Attack, runs: list[Run], setup: Set
             f"ratio end to end ÷ sensor batching: p50 {total[0] / sensor[0]:.2f}, "
             f"p95 {total[1] / sensor[1]:.2f}"
         )
-    if total:
+    if total and args.batch_wait:
         print(f"ratio end to end p95 ÷ --batch-wait: {total[1] / args.batch_wait:.2f}")
     titles = sorted({str(r.alert.get("title", "?")) for r in runs})
     short = [r.index for r in runs if r.flows != attack.flows]
@@ -720,18 +735,35 @@ def exactly_once(deliveries: Deliveries, runs: list[Run]) -> str:
     )
 
 
+def cpu_use(processes: Processes, elapsed: float) -> str:
+    """CPU seconds each process used, this one included (its spool watcher wakes every ms)."""
+    used = []
+    for name, process in processes.started:
+        try:  # ip netns exec execs the command: the pid is the command's
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the ")" that ends the command name, utime and stime are the 12th and 13th.
+        used.append(f"{name} {(int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK'):.1f}")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    used.append(f"benchmark {own.ru_utime + own.ru_stime:.1f}")
+    return f"CPU seconds, start-up included (the runs took {elapsed:.0f} s): {', '.join(used)}"
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
 def measure(args: argparse.Namespace, attack: Attack, work: Path, namespace: str) -> int:
     processes = Processes(namespace, work)
-    deliveries = Deliveries(work / "deliveries.jsonl")
+    deliveries = Deliveries(work / DELIVERIES)
     watcher: SpoolWatcher | None = None
     try:
         setup = start_everything(args, work, processes)
+        started = time.monotonic()
         watcher = SpoolWatcher(setup.spool)
         watcher.start()
         runs: list[Run] = []
+        rng = random.Random(args.seed)  # noqa: S311 - spacing runs, not secrets
         total = args.warmup + args.runs
         for index in range(total):
             if runs and setup.group_window_s and args.grouping == "defaults":
@@ -739,7 +771,7 @@ def measure(args: argparse.Namespace, attack: Attack, work: Path, namespace: str
                 pause = runs[-1].delivered_ns / 1e9 + setup.group_window_s + 1 - time.time()
                 time.sleep(max(0.0, pause))
             elif index:
-                time.sleep(args.pause)
+                time.sleep(args.pause + rng.uniform(0, PAUSE_JITTER_S))
             run = one_run(index, attack, args, setup, deliveries, watcher, processes)
             warm = index < args.warmup
             print(describe(run, "warm-up" if warm else f"run {index - args.warmup + 1}"))
@@ -749,6 +781,7 @@ def measure(args: argparse.Namespace, attack: Attack, work: Path, namespace: str
             print(f"NOTE: {len(watcher.missed)} spooled batches left before they could be read")
         report(args, attack, runs, setup)
         print(exactly_once(deliveries, runs))
+        print(cpu_use(processes, time.monotonic() - started))
     except BenchError as exc:
         print(f"bench/e2e.py: {exc}", file=sys.stderr)
         for name, _ in processes.started:
@@ -777,7 +810,12 @@ def namespace_for_this_run() -> Iterator[str]:
         join_namespace(name)
         yield name
     finally:
-        # The processes started in it are stopped by then; this process is its last user.
+        # What was started in it is stopped by then; anything else still in it was started by
+        # this run too (a private namespace), so it goes before the namespace does.
+        pids = ip("netns", "pids", name, check=False).stdout.split()
+        for pid in {int(p) for p in pids if p.isdigit()} - {os.getpid()}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         ip("netns", "delete", name, check=False)
 
 
@@ -803,8 +841,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "defaults: neither, runs a group window apart",
     )
     parser.add_argument(
-        "--pause", type=float, default=0.5, help="seconds between a delivery and the next run"
+        "--pause",
+        type=float,
+        default=0.5,
+        help=f"least seconds between a delivery and the next run; up to {PAUSE_JITTER_S:g} s "
+        "more, at random (0.5)",
     )
+    parser.add_argument("--seed", type=int, default=1, help="of the random pauses (1)")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds a run may take to be delivered"
     )
