@@ -33,3 +33,7 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The delivery worker's HTTP client logs every request with its URL at INFO: the worker
+    # records each attempt itself, and a receiver's URL (and any query in it) stays out of logs.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -16,7 +16,9 @@ What one invocation does (as root, on Linux):
    count) and sends the attack's IPv4 frames on ``vethA`` with their original spacing (the ARP
    and IPv6 frames of the capture are left out); vethB receives them, and the sensor's
    ``AF_PACKET`` socket sees them before any MAC filtering;
-4. waits until the receiver's out file holds a delivery of an alert about the run's attacker.
+4. waits until the receiver's out file holds a delivery of an alert about the run's attacker,
+   then pauses 0.5-1.5 s at random (seeded) before the next run, so that the runs meet the
+   forwarder's 0.5 s spool poll at every phase. One warm-up run is not counted.
 
 Four moments per run, all on the machine's one wall clock:
 
@@ -765,14 +767,16 @@ def measure(args: argparse.Namespace, attack: Attack, work: Path, namespace: str
         runs: list[Run] = []
         rng = random.Random(args.seed)  # noqa: S311 - spacing runs, not secrets
         total = args.warmup + args.runs
+        delivered_s = 0.0  # when the previous run was delivered
         for index in range(total):
-            if runs and setup.group_window_s and args.grouping == "defaults":
-                # The next alert of the group may go at once only after the window.
-                pause = runs[-1].delivered_ns / 1e9 + setup.group_window_s + 1 - time.time()
-                time.sleep(max(0.0, pause))
-            elif index:
-                time.sleep(args.pause + rng.uniform(0, PAUSE_JITTER_S))
+            pause = args.pause + rng.uniform(0, PAUSE_JITTER_S)
+            if args.grouping == "defaults":
+                # One rule, one group: its next alert goes at once only after the window.
+                pause += setup.group_window_s
+            if index:
+                time.sleep(max(0.0, delivered_s + pause - time.time()))
             run = one_run(index, attack, args, setup, deliveries, watcher, processes)
+            delivered_s = run.delivered_ns / 1e9
             warm = index < args.warmup
             print(describe(run, "warm-up" if warm else f"run {index - args.warmup + 1}"))
             if not warm:
