@@ -425,7 +425,8 @@ def _receiver(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: F401 - the demo runs the service: a missing extra is named now
 
-    from api.demo.run import LAB, DemoError, DemoOptions, DemoUsageError, run_demo
+    from api.demo.errors import DemoError, DemoUsageError
+    from api.demo.run import LAB, DemoOptions, run_demo
 
     options = DemoOptions(
         data_dir=args.data_dir,
