@@ -18,15 +18,16 @@ What one invocation does (as root, on Linux):
    ``AF_PACKET`` socket sees them before any MAC filtering;
 4. waits until the receiver's out file holds a delivery of an alert about the run's attacker,
    then pauses 0.5-1.5 s at random (seeded) before the next run, so that the runs meet the
-   forwarder's 0.5 s spool poll at every phase. One warm-up run is not counted.
+   sensor's 0.2 s housekeeping tick at every phase. One warm-up run is not counted.
 
 Four moments per run, all on the machine's one wall clock:
 
 * **sent**: ``time.time_ns()`` after the attack's last frame left ``vethA``;
 * **batched**: the ``sent_at`` of the sensor's batch holding the run's flows, read from its
   spool file (a thread watches the spool directory every millisecond): when the sensor let the
-  batch go. *sent → batched* is the sensor's batching: the flow's linger after its RST or FIN,
-  the housekeeping tick, and ``--batch-wait``;
+  batch go. *sent → batched* is the sensor's batching: ``--batch-wait`` counted from the
+  flow's last packet, which the flow's linger after its RST or FIN overlaps, rounded up to the
+  housekeeping tick;
 * **stored**: the latest ``event.ingested`` of the run's flows, read back from
   ``GET /api/v1/flows``: the forwarder's pick-up, the POST, and the ingest transaction, in which
   the rules run and the alert and its outbox row are stored;
@@ -61,7 +62,6 @@ import argparse
 import contextlib
 import ctypes
 import gzip
-import inspect
 import json
 import os
 import platform
@@ -87,7 +87,6 @@ from typing import IO, Any, Final
 import httpx
 
 from sensors.flows import MeterConfig
-from sensors.forwarder import Forwarder
 from sensors.net import TICK
 from sensors.wire import parse_time, to_ns
 
@@ -108,9 +107,9 @@ STARTUP_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 15.0
 SPOOL_POLL_S: Final = 0.001
 DELIVERY_POLL_S: Final = 0.01
-# The pause between runs varies by up to this much at random. The sensor's forwarder looks at
-# its spool every 0.5 s; a fixed pause would make every run meet it at the same phase, and
-# measure one point of that cycle instead of all of it.
+# The pause between runs varies by up to this much at random. The sensor keeps house every
+# 0.2 s; a fixed pause would make every run meet that tick at the same phase, and measure one
+# point of its cycle instead of all of it.
 PAUSE_JITTER_S: Final = 1.0
 # The kernel must not answer the replayed frames or send anything of its own on the veths.
 NAMESPACE_SYSCTLS: Final = (
@@ -660,9 +659,7 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float] | None:
 def report(args: argparse.Namespace, attack: Attack, runs: list[Run], setup: Setup) -> bool:
     """Print the summary; returns whether the target was met."""
     stages = {
-        "sent → batched (sensor: linger + batch wait)": [
-            r.seconds(r.sent_ns, r.batched_ns) for r in runs
-        ],
+        "sent → batched (sensor: batch wait)": [r.seconds(r.sent_ns, r.batched_ns) for r in runs],
         "batched → stored (forwarder + ingest)": [
             r.seconds(r.batched_ns, r.stored_ns) for r in runs
         ],
@@ -690,18 +687,17 @@ def report(args: argparse.Namespace, attack: Attack, runs: list[Run], setup: Set
             f"{round(max(lags))} µs (negative: the sensor's socket had it before send() returned)"
         )
     linger = MeterConfig().linger
-    idle_wait = inspect.signature(Forwarder.run).parameters["idle_wait"].default
     print()
     print(
         f"sensor: --batch-wait {args.batch_wait:g} s; flow linger {linger:g} s (MeterConfig); "
-        f"housekeeping tick {TICK:g} s; forwarder poll {idle_wait:g} s when idle"
+        f"housekeeping tick {TICK:g} s; the forwarder is woken when a batch is spooled"
     )
     print(
         f"service: group_by {'rule_id,entity' if args.grouping == 'entity' else 'rule_id'}, "
         f"group_window_seconds {setup.group_window_s}; receiver min_severity medium"
     )
     total = summary["sent → delivered (end to end)"]
-    sensor = summary["sent → batched (sensor: linger + batch wait)"]
+    sensor = summary["sent → batched (sensor: batch wait)"]
     if total and sensor:
         print(
             f"ratio end to end ÷ sensor batching: p50 {total[0] / sensor[0]:.2f}, "

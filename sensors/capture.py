@@ -8,16 +8,49 @@ time (expire flows, flush batches, notice a stop request) while the wire is quie
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 from sensors.errors import CaptureError, CapturePermissionError
+from sensors.packet import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from sensors.pcapfile import Frame, read_frames
 
 __all__ = ["Frame", "LiveCapture", "read_frames"]
 
 _SNAPLEN = 65_535
+# The link type of the frames an AF_PACKET raw socket delivers, by the interface's hardware
+# type (ARPHRD_*, <linux/if_arp.h>), as libpcap maps them: Ethernet and loopback frames carry
+# an Ethernet header; tun, SIT, IP-in-IP and raw-IP (e.g. WWAN) devices deliver bare IP.
+_LINKTYPE_BY_ARPHRD: Final = {
+    1: LINKTYPE_ETHERNET,  # ARPHRD_ETHER (also veth, bridges, VLAN devices)
+    772: LINKTYPE_ETHERNET,  # ARPHRD_LOOPBACK
+    519: LINKTYPE_RAW,  # ARPHRD_RAWIP
+    768: LINKTYPE_RAW,  # ARPHRD_TUNNEL (ipip)
+    769: LINKTYPE_RAW,  # ARPHRD_TUNNEL6
+    776: LINKTYPE_RAW,  # ARPHRD_SIT
+    65534: LINKTYPE_RAW,  # ARPHRD_NONE (tun, WireGuard)
+}
+
+
+class _QuietGuess(logging.Filter):
+    """scapy warns "Unable to guess type" for interfaces it has no layer for (tun, WireGuard);
+    we do not use its layer, we map the hardware type ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Unable to guess type" not in record.getMessage()
+
+
+def linktype_of(interface: str, hardware: int) -> int:
+    """The pcap link type of the frames captured on an interface of ``hardware`` type."""
+    linktype = _LINKTYPE_BY_ARPHRD.get(hardware)
+    if linktype is None:
+        raise CaptureError(
+            f"cannot decode frames of {interface!r}: its hardware type {hardware} (ARPHRD) is "
+            "neither Ethernet, loopback nor a raw-IP tunnel"
+        )
+    return linktype
 
 
 class LiveCapture:
@@ -25,11 +58,13 @@ class LiveCapture:
 
     def __init__(self, interface: str, bpf: str | None = None) -> None:
         from scapy.arch.linux import L2ListenSocket  # scapy only where it is needed
-        from scapy.config import conf
         from scapy.error import Scapy_Exception
 
         self.interface = interface
         self.received = 0
+        quiet = _QuietGuess()
+        scapy_log = logging.getLogger("scapy.runtime")
+        scapy_log.addFilter(quiet)
         try:
             self._socket: Any = L2ListenSocket(iface=interface, filter=bpf, promisc=True)
         except PermissionError as exc:
@@ -39,12 +74,19 @@ class LiveCapture:
             ) from exc
         except OSError as exc:
             raise CaptureError(f"cannot capture on {interface!r}: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # scapy: "Interface 'x' not found !"
+            raise CaptureError(f"there is no network interface {interface!r} here") from exc
         except Scapy_Exception as exc:
             raise CaptureError(
                 f"cannot capture on {interface!r} with filter {bpf!r}: {exc}"
             ) from exc
-        layer = self._socket.LL
-        self.linktype: int = conf.l2types.layer2num.get(layer, 1)
+        finally:
+            scapy_log.removeFilter(quiet)
+        try:
+            self.linktype: int = linktype_of(interface, self._socket.ins.getsockname()[3])
+        except CaptureError:
+            self._socket.close()
+            raise
 
     def __enter__(self) -> LiveCapture:
         return self

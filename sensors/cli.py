@@ -69,7 +69,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     net.add_argument("--ca", type=Path, help="CA bundle to verify the service's certificate")
     net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
     net.add_argument(
-        "--batch-wait", type=_seconds, default=1.0, help="most seconds a record waits (1)"
+        "--batch-wait",
+        type=_seconds,
+        default=1.0,
+        help="most seconds from a flow's last packet until its record is sent (1)",
     )
     net.add_argument(
         "--spool",

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 _SENSOR_REFUSED: Final = frozenset({401, 403})
 MAX_REJECTIONS_KEPT: Final = 20
+IDLE_WAIT: Final = 5.0  # seconds between looks at the spool when nothing woke the forwarder
+RETRY_WAIT: Final = 1.0  # first pause after the service could not be reached
+RETRY_CAP: Final = 30.0
 
 
 @dataclass
@@ -52,6 +55,11 @@ class Forwarder:
         self._sensor_version = sensor_version
         self._heartbeat_every = heartbeat_every
         self._last_heartbeat = float("-inf")
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """A batch was spooled (or the run should stop): send without waiting for the poll."""
+        self._wake.set()
 
     def drain(self) -> None:
         """Send every spooled batch, oldest first. Raises :class:`ShipError` when the service is
@@ -89,21 +97,32 @@ class Forwarder:
         except ShipError as exc:
             log.warning("heartbeat failed: %s", exc)
 
-    def run(self, stop: threading.Event, *, idle_wait: float = 0.5) -> None:
-        """Forward until ``stop`` is set: drain, beat, wait; back off while unreachable."""
-        backoff = idle_wait
+    def run(
+        self, stop: threading.Event, *, idle_wait: float = IDLE_WAIT, retry_wait: float = RETRY_WAIT
+    ) -> None:
+        """Forward until ``stop`` is set: drain, beat, then sleep until :meth:`wake` (a batch
+        was spooled) or ``idle_wait``. While the service is unreachable, back off from
+        ``retry_wait`` doubling to :data:`RETRY_CAP`, and new batches do not cut the back-off
+        short (they wait in the spool); only ``stop`` does. Call :meth:`wake` after setting
+        ``stop`` so an idle forwarder notices at once."""
+        backoff = retry_wait
         while not stop.is_set():
+            self._wake.clear()  # a batch spooled from here on wakes the next sleep
+            reachable = False
             try:
                 self.drain()
-                backoff = idle_wait
+                reachable = True
+                backoff = retry_wait
             except ShipUnreachableError as exc:
                 log.warning("service unreachable, batches wait in the spool: %s", exc)
-                backoff = min(backoff * 2, 30.0)
             except ShipRejectedError as exc:
                 log.error("service refused this sensor; forwarding stopped: %s", exc)
                 return
             except ShipError as exc:
                 log.warning("forwarding failed, will retry: %s", exc)
-                backoff = min(backoff * 2, 30.0)
             self.beat()
-            stop.wait(backoff)
+            if reachable:
+                self._wake.wait(idle_wait)
+            else:
+                stop.wait(backoff)
+                backoff = min(backoff * 2, RETRY_CAP)

@@ -3,7 +3,8 @@
 A sink is where records go: :class:`JsonlSink` (a local file, written atomically) or
 :class:`SpoolSink` (the disk spool, from which :class:`~sensors.forwarder.Forwarder` sends
 them). :func:`meter_capture` reads a file; :func:`run_live` an interface until told to stop,
-releasing a batch when it is full or :data:`BATCH_WAIT` old.
+releasing a batch when it is full or when its oldest flow's last packet is
+:data:`BATCH_WAIT` old.
 """
 
 from __future__ import annotations
@@ -89,12 +90,19 @@ class JsonlSink:
 class SpoolSink:
     """Encodes each batch and stores it in the spool for the forwarder."""
 
-    def __init__(self, spool: Spool, encode: Callable[[list[dict[str, Any]]], bytes]) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        encode: Callable[[list[dict[str, Any]]], bytes],
+        on_put: Callable[[], None] = lambda: None,
+    ) -> None:
         self.spool = spool
         self.encode = encode
+        self.on_put = on_put  # e.g. wake the forwarder: a batch is waiting
 
     def write(self, records: list[dict[str, Any]]) -> None:
         self.spool.put(self.encode(records), len(records))
+        self.on_put()
 
     def commit(self) -> None:
         return None
@@ -104,27 +112,38 @@ class SpoolSink:
 
 
 class Batcher:
-    """Gathers records into batches of ``size``; a partial batch goes out once it is
-    ``max_wait`` seconds old, so a record waits at most that long on a quiet network."""
+    """Gathers records into batches of ``size``; a partial batch goes out once its oldest
+    record's flow saw its last packet ``max_wait`` seconds ago, so on a quiet network a record
+    leaves at most that long after the traffic it describes (the flow meter's linger counts
+    towards it rather than adding to it). The same bound also holds from the moment a record
+    was added, by the monotonic clock, so a wall clock that steps back cannot hold a batch."""
 
     def __init__(self, sink: RecordSink, size: int, max_wait: float) -> None:
         self.sink = sink
         self.size = size
         self.max_wait = max_wait
         self._pending: list[dict[str, Any]] = []
-        self._since = 0.0
+        self._oldest_packet = 0.0  # wall clock, seconds: the earliest last packet pending
+        self._since = 0.0  # monotonic, seconds: when the first pending record was added
 
-    def add(self, records: list[dict[str, Any]], now: float) -> None:
-        if records and not self._pending:
+    def add(self, records: list[tuple[dict[str, Any], float]], now: float, wall: float) -> None:
+        """Add ``(record, last_packet)`` pairs, ``last_packet`` in wall-clock seconds."""
+        if not records:
+            return
+        if not self._pending:
             self._since = now
-        self._pending.extend(records)
+            self._oldest_packet = wall
+        self._oldest_packet = min(self._oldest_packet, *(last for _, last in records))
+        self._pending.extend(record for record, _ in records)
         while len(self._pending) >= self.size:
             self.sink.write(self._pending[: self.size])
             del self._pending[: self.size]
             self._since = now
 
-    def tick(self, now: float) -> None:
-        if self._pending and now - self._since >= self.max_wait:
+    def tick(self, now: float, wall: float) -> None:
+        if self._pending and (
+            wall - self._oldest_packet >= self.max_wait or now - self._since >= self.max_wait
+        ):
             self.flush()
 
     def flush(self) -> None:
@@ -186,7 +205,7 @@ def meter_capture(
     return _summarised(summary, decoder, meter)
 
 
-BATCH_WAIT: Final = 1.0  # seconds a closed flow may wait for its batch to fill
+BATCH_WAIT: Final = 1.0  # seconds after a flow's last packet its record may wait for a batch
 TICK: Final = 0.2  # seconds between housekeeping rounds when the wire is quiet
 
 
@@ -218,19 +237,23 @@ def run_live(
             if packet is not None:
                 meter.add(packet, frame.data)
 
+    def ended() -> list[tuple[dict[str, Any], float]]:
+        return [(exporter.record(flow), flow.last_ns / 1e9) for flow in meter.drain()]
+
     try:
         while not stop.is_set():
             take(capture.frames(TICK))
-            meter.expire(time.time_ns())  # live: packet time is wall-clock time
-            now = time.monotonic()
-            batcher.add([exporter.record(flow) for flow in meter.drain()], now)
-            batcher.tick(now)
+            wall_ns = time.time_ns()  # live: packet time is wall-clock time
+            meter.expire(wall_ns)
+            now, wall = time.monotonic(), wall_ns / 1e9
+            batcher.add(ended(), now, wall)
+            batcher.tick(now, wall)
             if counters is not None:
                 counters.update(_live_counters(decoder, meter, capture))
         # Asked to stop: what the kernel already captured is still read, then every flow ends.
         take(capture.frames(0.0, most=1_000_000))
         meter.flush()
-        batcher.add([exporter.record(flow) for flow in meter.drain()], time.monotonic())
+        batcher.add(ended(), time.monotonic(), time.time())
         batcher.flush()
         sink.commit()
     except BaseException:

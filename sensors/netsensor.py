@@ -78,9 +78,10 @@ def to_service(
             thread = threading.Thread(target=forwarder.run, args=(done,), daemon=True)
             thread.start()
             try:
-                summary = _live(job, SpoolSink(spool, shipper.encode), counters)
+                summary = _live(job, SpoolSink(spool, shipper.encode, forwarder.wake), counters)
             finally:
                 done.set()
+                forwarder.wake()
                 thread.join()
         delivered = True
         try:

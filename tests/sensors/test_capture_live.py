@@ -322,3 +322,64 @@ def test_without_cap_net_raw_live_capture_says_what_it_needs(tmp_path: Path) -> 
         assert [] == list(shared.iterdir())  # no output, no temporary file left
     finally:
         shutil.rmtree(shared)
+
+
+LINKTYPES = """
+import sys
+from sensors.capture import LiveCapture
+from sensors.errors import CaptureError
+for name in sys.argv[1:]:
+    try:
+        with LiveCapture(name) as capture:
+            print(name, capture.linktype)
+    except CaptureError as exc:
+        print(name, "error", exc)
+"""
+
+
+def test_each_interface_kind_is_decoded_by_its_own_link_type(
+    namespaces: tuple[str, str],
+) -> None:
+    """Ethernet-like interfaces (veth, loopback, a bridge) carry Ethernet headers; a tun
+    device (and IP-in-IP, where the kernel has it) carries bare IP; a name that is no
+    interface is a clear error."""
+    a, _ = namespaces
+    made = []
+    for argv in (
+        ["tuntap", "add", "dev", "twtun", "mode", "tun"],
+        ["link", "add", "twbr", "type", "bridge"],
+        ["link", "add", "twipip", "type", "ipip", "remote", "10.204.0.2", "local", "10.204.0.1"],
+    ):
+        name = argv[3] if argv[0] == "tuntap" else argv[2]
+        if subprocess.run(["ip", "-n", a, *argv], capture_output=True, check=False).returncode:
+            continue  # this kernel lacks the module (ipip here): that kind is not checked
+        _ip("-n", a, "link", "set", name, "up")  # capture needs the interface up
+        made.append(name)
+    if "twtun" not in made:
+        pytest.skip("this kernel cannot create a tun device")
+    result = subprocess.run(
+        ["ip", "netns", "exec", a, sys.executable, "-c", LINKTYPES, "twva", "lo", *made, "nope0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    seen = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert "Unable to guess type" not in result.stderr
+    expected = {"twva": "1", "lo": "1", "twbr": "1", "twtun": "101", "twipip": "101"}
+    assert {
+        **{n: v for n, v in expected.items() if n in ("twva", "lo", *made)},
+        "nope0": "error there is no network interface 'nope0' here",
+    } == seen
+
+
+def test_an_interface_of_another_kind_is_refused_not_misread() -> None:
+    """GRE, InfiniBand, Wi-Fi monitor mode and the like frame packets differently; no test
+    here can create one (the kernel lacks their modules), so the mapping is checked itself."""
+    from sensors.capture import linktype_of
+    from sensors.errors import CaptureError
+
+    assert (1, 1, 101) == tuple(linktype_of("x", hw) for hw in (1, 772, 65534))
+    for hardware in (778, 32, 803):  # ARPHRD_IPGRE, ARPHRD_INFINIBAND, ARPHRD_IEEE80211_RADIOTAP
+        with pytest.raises(CaptureError, match=f"its hardware type {hardware} "):
+            linktype_of("gre0", hardware)
