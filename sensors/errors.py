@@ -7,9 +7,16 @@
     │   ├── CaptureFormatError       not a pcap/pcapng file, or an unsupported variant
     │   ├── CaptureTruncatedError    the file ends inside a record
     │   └── CapturePermissionError   live capture without CAP_NET_RAW
-    └── ShipError                    records could not be delivered
-        ├── ShipRejectedError        the service refused the request (4xx): retrying cannot help
-        └── ShipUnreachableError     the service did not answer in time, or answered 5xx
+    ├── ShipError                    records could not be delivered
+    │   ├── ShipRejectedError        the service refused the request (4xx): retrying cannot help
+    │   └── ShipUnreachableError     the service did not answer in time, or answered 5xx
+    └── ScanError                    a site scan could not start
+        ├── TargetError              not a host name or IP address the scanner can take
+        └── TargetRefusedError       the target resolves to an address the policy forbids
+                                     (private, loopback, link-local, ...), or to none
+
+What a scan finds out about a site (a timeout, a refused connection, a bad certificate) is
+never an exception: it is a check result with status ``error``, ``fail`` or ``warn``.
 """
 
 from __future__ import annotations
@@ -56,3 +63,15 @@ class ShipRejectedError(ShipError):
 
 class ShipUnreachableError(ShipError):
     """The service could not be reached, or kept failing, until the retry budget ran out."""
+
+
+class ScanError(SensorError):
+    """A site scan could not start."""
+
+
+class TargetError(ScanError):
+    """The target is not a host name or IP address the scanner can take."""
+
+
+class TargetRefusedError(ScanError):
+    """The target resolves to no address, or to one the scan policy does not allow."""
