@@ -7,23 +7,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import socket
 import sys
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import orjson
 
-from sensors.addresses import is_loopback_host
+from sensors.cliopts import check_api_url, checked_sensor_id, seconds, token_from
 from sensors.errors import CaptureError, SensorError, ShipError
 from sensors.flows import MeterConfig
 from sensors.netsensor import NetJob, default_spool_dir, to_file, to_service
+from sensors.scancmd import add_scan_command
 from sensors.shipper import ShipperConfig
-from sensors.wire import SensorId
 
 EXIT_SHIP_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -70,7 +68,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     net.add_argument("--batch-size", type=int, default=1000, help="records per batch (1-10000)")
     net.add_argument(
         "--batch-wait",
-        type=_seconds,
+        type=seconds,
         default=1.0,
         help="most seconds from a flow's last packet until its record is sent (1)",
     )
@@ -87,9 +85,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=256 * 1024 * 1024,
         help="spool bound; the oldest batches go first (256 MiB)",
     )
-    net.add_argument("--idle-timeout", type=_seconds, default=120.0, help="seconds (default 120)")
+    net.add_argument("--idle-timeout", type=seconds, default=120.0, help="seconds (default 120)")
     net.add_argument(
-        "--active-timeout", type=_seconds, default=1800.0, help="seconds (default 1800)"
+        "--active-timeout", type=seconds, default=1800.0, help="seconds (default 1800)"
     )
     net.add_argument("--max-flows", type=int, default=262_144, help="flow table bound")
     net.add_argument(
@@ -98,7 +96,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="process the complete packets of a truncated capture instead of refusing it",
     )
     net.add_argument(
-        "--retry-budget", type=_seconds, default=60.0, help="seconds to keep retrying (60)"
+        "--retry-budget", type=seconds, default=60.0, help="seconds to keep retrying (60)"
     )
     net.add_argument(
         "--allow-plaintext",
@@ -107,10 +105,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "in clear: only inside a protected segment)",
     )
     net.set_defaults(handler=run_net)
+    add_scan_command(kinds)
 
 
 def run_net(args: argparse.Namespace) -> int:
-    sensor_id = _checked_sensor_id(args.sensor_id)
+    sensor_id = checked_sensor_id(args.sensor_id)
     if not 1 <= args.batch_size <= 10_000:
         raise SensorError("--batch-size must be between 1 and 10000")
     try:
@@ -142,8 +141,8 @@ def run_net(args: argparse.Namespace) -> int:
             raise SensorError(f"--out: {args.out} is a directory; name a file")
         summary = to_file(job, args.out)
     else:
-        _check_api_url(args.api, allow_plaintext=args.allow_plaintext)
-        token = _token(args)
+        check_api_url(args.api, allow_plaintext=args.allow_plaintext)
+        token = token_from(args)
         if args.ca is not None and not args.ca.is_file():
             raise SensorError(f"--ca: {args.ca} is not a file")
         config = ShipperConfig(
@@ -159,64 +158,6 @@ def run_net(args: argparse.Namespace) -> int:
         )
     sys.stdout.write(orjson.dumps(asdict(summary), option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_SHIP_FAILED if summary.rejected or not delivered else 0
-
-
-def _checked_sensor_id(value: str) -> str:
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        checked: str = TypeAdapter(SensorId).validate_python(value)
-    except ValidationError as exc:
-        raise SensorError(
-            f"--sensor-id {value!r}: use letters, digits, '.', '_' or '-', at most 64"
-        ) from exc
-    return checked
-
-
-def _seconds(text: str) -> float:
-    """An argparse type: a finite, non-negative number of seconds."""
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from exc
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, 0 or more")
-    return value
-
-
-def _check_api_url(url: str, *, allow_plaintext: bool) -> None:
-    parsed = urlsplit(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise SensorError(f"--api {url!r}: give the service's URL, e.g. https://tw.example:8470")
-    if parsed.scheme == "http" and not allow_plaintext and not is_loopback_host(parsed.hostname):
-        raise SensorError(
-            f"--api {url!r} is plain HTTP beyond this host: the token would cross the network "
-            "in clear. Use https://, or --allow-plaintext inside a protected segment."
-        )
-
-
-def _token(args: argparse.Namespace) -> str:
-    token = _read_token(args)
-    if not token.isascii() or not token.isprintable() or " " in token:
-        raise SensorError("the token holds characters a token never has; check its source")
-    return token
-
-
-def _read_token(args: argparse.Namespace) -> str:
-    if args.token:
-        return str(args.token)
-    if args.token_file is not None:
-        try:
-            token_file: Path = args.token_file
-            return token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SensorError(
-                f"--token-file: cannot read {args.token_file}: {exc.strerror}"
-            ) from exc
-    token = os.environ.get("TRUSTWATCH_TOKEN", "").strip()
-    if not token:
-        raise SensorError("no token: pass --token-file FILE, set TRUSTWATCH_TOKEN, or --token")
-    return token
 
 
 def exit_code(exc: SensorError) -> int:

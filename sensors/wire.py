@@ -257,6 +257,7 @@ class Check(BaseModel):
     status: CheckStatus
     evidence: Annotated[dict[str, JsonValue], Field(max_length=64)] = Field(default_factory=dict)
     advice: ShortText = ""
+    summary: ShortText = ""  # one line for people; optional, so older sensors' records pass
 
 
 class ScanRecord(BaseModel):

@@ -327,6 +327,21 @@ class FlowPage:
     next_after: tuple[int, int] | None
 
 
+@dataclass(frozen=True)
+class ScanQuery:
+    """Filters for stored scans; newest first. ``domain`` matches ``url.domain`` exactly."""
+
+    domain: str | None = None
+    limit: int = 20
+    after: tuple[int, int] | None = None  # keyset cursor: (event.start in µs, sequence)
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    items: list[dict[str, Any]]
+    next_after: tuple[int, int] | None
+
+
 class Store(Protocol):
     """Storage of principals, sensors, and what sensors send."""
 
@@ -369,6 +384,9 @@ class Store(Protocol):
         within ``dedupe_window``) in the same transaction. Durable when it returns."""
 
     def query_flows(self, query: FlowQuery) -> FlowPage: ...
+
+    def query_scans(self, query: ScanQuery) -> ScanPage:
+        """Stored scan records (as sent, plus ``sensor.id`` and ``event.ingested``)."""
 
     def query_alerts(self, query: AlertQuery) -> AlertPage: ...
 

@@ -25,7 +25,14 @@ from api.delivery.routing import Routing
 from api.errors import ConflictError, StoreError
 from api.lifecycle import AlertStatus
 from api.noise import Matcher, Silence, Suppression
-from api.store import sqlite_alerts, sqlite_lifecycle, sqlite_noise, sqlite_outbox, sqlite_systems
+from api.store import (
+    sqlite_alerts,
+    sqlite_lifecycle,
+    sqlite_noise,
+    sqlite_outbox,
+    sqlite_scans,
+    sqlite_systems,
+)
 from api.store.keyset import page_query
 from api.store.migrations import MIGRATIONS
 from api.store.protocol import (
@@ -47,6 +54,8 @@ from api.store.protocol import (
     NotificationPage,
     PrincipalCredentials,
     PrincipalInfo,
+    ScanPage,
+    ScanQuery,
     SensorInfo,
     Suppress,
 )
@@ -548,6 +557,10 @@ class SqliteStore:
             if not sqlite_noise.lift_suppression(conn, suppression_id, to_us(now)):
                 return None
             return sqlite_noise.get_suppression(conn, suppression_id)
+
+    def query_scans(self, query: ScanQuery) -> ScanPage:
+        with self._read() as conn:
+            return sqlite_scans.query_scans(conn, query)
 
     def query_flows(self, query: FlowQuery) -> FlowPage:
         where: list[str] = []

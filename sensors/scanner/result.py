@@ -147,6 +147,37 @@ class ScanReport:
     def grade(self, name: str) -> SubGrade | None:
         return next((g for g in self.grades if g.name == name), None)
 
+    def to_record(self, event_id: str) -> dict[str, Any]:
+        """The scan as a wire-format scan record (``event.dataset`` ``trustwatch.scan``): every
+        check, then each sub-grade as an ``info`` check ``grade.<name>``."""
+        checks = [
+            {
+                "id": c.id,
+                "status": c.status.value,
+                "summary": c.summary[:2048],
+                "evidence": dict(c.evidence),
+                "advice": c.advice[:2048],
+            }
+            for c in self.checks
+        ]
+        checks += [
+            {
+                "id": f"grade.{g.name}",
+                "status": CheckStatus.INFO.value if g.grade else CheckStatus.ERROR.value,
+                "summary": f"{g.name}: {g.grade or 'not graded'}",
+                "evidence": g.to_json(),
+            }
+            for g in self.grades
+        ]
+        return {
+            "event.id": event_id,
+            "event.dataset": "trustwatch.scan",
+            "event.start": utc(self.started),
+            "event.end": utc(self.finished),
+            "url.domain": self.host,
+            "checks": checks,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "host": self.host,

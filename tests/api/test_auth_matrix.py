@@ -114,6 +114,7 @@ MATRIX: dict[
         {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
     ),
     ("GET", "/api/v1/flows"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
+    ("GET", "/api/v1/scans"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
     ("GET", "/api/v1/alerts"): (_nothing, {None: 401, "sensor": 403, "analyst": 200, "admin": 200}),
     ("GET", "/api/v1/alerts/{alert_id}"): (
         _unknown_alert,
