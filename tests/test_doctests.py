@@ -29,6 +29,15 @@ MODULES = (
     "scoring.features",
     "scoring.guarded",
     "scoring.state",
+    "sensors.scanner.result",
+    "sensors.scanner.target",
+    "sensors.scanner.markup",
+    "sensors.scanner.exposure",
+    "sensors.scanner.availability",
+    "sensors.scanner.disclosure",
+    "sensors.scanner.eol",
+    "sensors.scanner.tls",
+    "sensors.scanner.tls_grade",
 )
 
 

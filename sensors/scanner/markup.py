@@ -86,6 +86,7 @@ class _Parser(HTMLParser):
         self, tag: str, attrs: list[tuple[str, str | None]]
     ) -> None:
         a = {k.lower(): v for k, v in attrs}
+        self._gap()
         if tag == "script":
             self._in = "script"
             if self._keep(self.scripts):  # type: ignore[arg-type]
@@ -118,6 +119,7 @@ class _Parser(HTMLParser):
                 self.meta_refresh = str(a["content"]).strip()[:500]
 
     def handle_endtag(self, tag: str) -> None:
+        self._gap()
         if tag == "a" and self._anchor is not None:
             if self._keep(self.links):  # type: ignore[arg-type]
                 text = " ".join("".join(self._anchor_text).split())[:200]
@@ -126,6 +128,11 @@ class _Parser(HTMLParser):
             self._anchor = None
         if tag in ("script", "style", "title", "a"):
             self._in = None
+
+    def _gap(self) -> None:
+        """Elements separate words: ``</title><h1>x`` must not glue the title to ``x``."""
+        if self.text and self.text[-1] != " ":
+            self.text.append(" ")
 
     def handle_data(self, data: str) -> None:
         if self._in == "title":

@@ -8,6 +8,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from sensors.scanner import (
+    availability,
+    disclosure,
+    dnsmail,
+    exposure,
+    httpsec,
+    tls,
+    tls_fetch,
+    tls_grade,
+)
 from sensors.scanner.context import ScanContext
 from sensors.scanner.result import Area, CheckResult, SubGrade
 
@@ -27,4 +37,23 @@ class AreaSpec(Generic[S]):
     grade_name: str | None = None
 
 
-AREAS: tuple[AreaSpec[Any], ...] = ()
+AREAS: tuple[AreaSpec[Any], ...] = (
+    AreaSpec(
+        Area.TLS,
+        tls_fetch.fetch_tls,
+        tls.CHECKS,
+        tls_grade.grade_ssllabs,
+        "tls_ssllabs_compat",
+    ),
+    AreaSpec(
+        Area.HTTP,
+        httpsec.fetch_http,
+        httpsec.CHECKS,
+        httpsec.grade_observatory,
+        "http_observatory_compat",
+    ),
+    AreaSpec(Area.DNS, dnsmail.fetch_dns, dnsmail.CHECKS),
+    AreaSpec(Area.EXPOSURE, exposure.fetch_exposure, exposure.CHECKS),
+    AreaSpec(Area.AVAILABILITY, availability.fetch_availability, availability.CHECKS),
+    AreaSpec(Area.DISCLOSURE, disclosure.fetch_disclosure, disclosure.CHECKS),
+)

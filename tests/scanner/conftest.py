@@ -44,6 +44,7 @@ class Site:
     routes: dict[str, Route | HandlerFn] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
+    address: str = "127.0.0.1"
     _server: ThreadingHTTPServer | None = None
 
     def start(self, context: ssl.SSLContext | None = None) -> Site:
@@ -76,12 +77,12 @@ class Site:
                 self._answer(False)
 
             def do_OPTIONS(self) -> None:
-                self._answer(False)
+                self._answer(True)
 
             def log_message(self, *_: Any) -> None:
                 return None
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = ThreadingHTTPServer((self.address, self.port), Handler)
         server.daemon_threads = True
         if context is not None:
             server.socket = context.wrap_socket(server.socket, server_side=True)
