@@ -36,6 +36,14 @@ class Route:
 HandlerFn = Callable[[BaseHTTPRequestHandler], Route | None]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Scanners probe with handshakes a server refuses (old protocols, odd ciphers); the
+    standard server prints each one as a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None
+
+
 @dataclass
 class Site:
     """A web server on 127.0.0.1: ``routes`` maps a path to a :class:`Route` (or a function
@@ -82,7 +90,7 @@ class Site:
             def log_message(self, *_: Any) -> None:
                 return None
 
-        server = ThreadingHTTPServer((self.address, self.port), Handler)
+        server = _QuietServer((self.address, self.port), Handler)
         server.daemon_threads = True
         if context is not None:
             server.socket = context.wrap_socket(server.socket, server_side=True)
