@@ -386,7 +386,8 @@ class Store(Protocol):
     def query_flows(self, query: FlowQuery) -> FlowPage: ...
 
     def query_scans(self, query: ScanQuery) -> ScanPage:
-        """Stored scan records (as sent, plus ``observer.name``, the sensor, and ``event.ingested``)."""
+        """Stored scan records: as sent, plus ``observer.name`` (the sensor) and
+        ``event.ingested``."""
 
     def query_alerts(self, query: AlertQuery) -> AlertPage: ...
 

@@ -24,6 +24,7 @@ from typing import Final
 import httpx
 
 from sensors.scanner.markup import Markup, parse_markup
+from sensors.scanner.web import first_header, header_values
 
 __all__ = [
     "OBSERVED",
@@ -90,12 +91,10 @@ class Response:
     address: str | None = None
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers if k == lowered), None)
+        return first_header(self.headers, name)
 
     def header_list(self, name: str) -> list[str]:
-        lowered = name.lower()
-        return [v for k, v in self.headers if k == lowered]
+        return header_values(self.headers, name)
 
     @property
     def is_https(self) -> bool:

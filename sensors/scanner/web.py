@@ -125,6 +125,18 @@ async def web_client(
         yield client
 
 
+def first_header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The first value of a header (``headers`` with lower-case names, in order), or None."""
+    lowered = name.lower()
+    return next((v for k, v in headers if k == lowered), None)
+
+
+def header_values(headers: tuple[tuple[str, str], ...], name: str) -> list[str]:
+    """Every value of a header, in order (Set-Cookie, repeated CSP headers, ...)."""
+    lowered = name.lower()
+    return [v for k, v in headers if k == lowered]
+
+
 @dataclass(frozen=True)
 class Page:
     """One response as read by :func:`fetch`: at most ``max_bytes`` of body (``truncated``
@@ -139,14 +151,10 @@ class Page:
     http_version: str
 
     def header(self, name: str) -> str | None:
-        """The first value of a header (case-insensitive), or None."""
-        lowered = name.lower()
-        return next((v for k, v in self.headers if k == lowered), None)
+        return first_header(self.headers, name)
 
     def header_list(self, name: str) -> list[str]:
-        """Every value of a header, in order (Set-Cookie, repeated CSP headers, ...)."""
-        lowered = name.lower()
-        return [v for k, v in self.headers if k == lowered]
+        return header_values(self.headers, name)
 
     @property
     def location(self) -> str | None:
