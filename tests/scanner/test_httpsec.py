@@ -8,14 +8,13 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
-import tests.scanner.conftest as site_fixtures
 from sensors.scanner import httpsec
 from sensors.scanner.context import ScanContext
 from sensors.scanner.httpsec_headers import (
@@ -881,22 +880,13 @@ def test_an_invalid_certificate_is_graded_but_penalised(
     assert grade.grade == "F"
 
 
-class _Second(ThreadingHTTPServer):
-    """The loopback site server, bound to 127.0.0.2 on the port it is given."""
-
-    def __init__(self, address: tuple[str, int], handler: Any) -> None:
-        super().__init__(("127.0.0.2", address[1]), handler)
-
-
 def test_the_worst_endpoint_is_reported(
-    sites: Callable[..., Site], ca: trustme.CA, ca_file: Path, monkeypatch: pytest.MonkeyPatch
+    sites: Callable[..., Site], ca: trustme.CA, ca_file: Path
 ) -> None:
     """site.test has two addresses on the same port: a strong server and a weak one."""
     strong = sites({"/": Route(200, STRONG_HEADERS, STRONG_BODY)}, server_context(ca, "site.test"))
-    monkeypatch.setattr(site_fixtures, "ThreadingHTTPServer", _Second)
-    weak = site_fixtures.Site(routes={"/": Route()}, port=strong.port)
+    weak = Site(routes={"/": Route()}, port=strong.port, address="127.0.0.2")
     weak.start(server_context(ca, "site.test"))
-    monkeypatch.undo()
     try:
         policy = loopback_policy(https=strong, ca_file=ca_file, http_port=_free_port())
         addresses = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("127.0.0.2"))
