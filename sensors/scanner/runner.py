@@ -12,9 +12,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import dns.asyncresolver
+import dns.exception
+import httpx
 
 from sensors.scanner.context import ScanContext
 from sensors.scanner.policy import ScanPolicy
@@ -23,6 +25,15 @@ from sensors.scanner.result import CheckResult, ScanReport, SubGrade, could_not_
 from sensors.scanner.target import make_resolver, resolve
 
 log = logging.getLogger(__name__)
+
+# What a site or the network can do to a fetch: reported as "could not check", not logged.
+_SITE_FAILURES: Final = (
+    OSError,
+    TimeoutError,
+    ValueError,
+    httpx.HTTPError,
+    dns.exception.DNSException,
+)
 
 
 async def scan_host(
@@ -71,11 +82,7 @@ def _evaluate(
     problem = task.exception()
     if problem is not None:
         reason = f"{type(problem).__name__}: {problem}" if str(problem) else type(problem).__name__
-        if (
-            not isinstance(problem, OSError | TimeoutError | ValueError)
-            and "httpx" not in type(problem).__module__
-            and "dns" not in type(problem).__module__
-        ):
+        if not isinstance(problem, _SITE_FAILURES):  # anything else is a bug of ours
             log.error("the %s fetch failed", area.area.value, exc_info=problem)
         return [could_not_check(i, area.area, reason) for i, _ in area.checks], _no_grade(
             area, reason
