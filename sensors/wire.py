@@ -258,6 +258,10 @@ class Check(BaseModel):
     evidence: Annotated[dict[str, JsonValue], Field(max_length=64)] = Field(default_factory=dict)
     advice: ShortText = ""
     summary: ShortText = ""  # one line for people; optional, so older sensors' records pass
+    # The Observatory-v6 modifier of an ``http.*`` check (trust scoring's H category reads it)
+    # and where the advice comes from; optional like ``summary``.
+    modifier: Annotated[int, Field(ge=-100, le=100)] | None = None
+    references: Annotated[list[Text1024], Field(max_length=8)] = Field(default_factory=list)
 
 
 class ScanRecord(BaseModel):

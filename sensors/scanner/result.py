@@ -157,6 +157,8 @@ class ScanReport:
                 "summary": c.summary[:2048],
                 "evidence": dict(c.evidence),
                 "advice": c.advice[:2048],
+                **({"modifier": c.modifier} if c.modifier is not None else {}),
+                **({"references": list(c.references[:8])} if c.references else {}),
             }
             for c in self.checks
         ]

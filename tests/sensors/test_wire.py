@@ -116,6 +116,7 @@ def test_a_scan_round_trips_and_lowercases_its_domain() -> None:
             "evidence": {"versions": ["TLSv1.3"]},
             "advice": "",
             "summary": "",  # optional: a sensor that does not send it is still understood
+            "references": [],  # optional too; an absent modifier is not written
         },
         {
             "id": "http.hsts",
@@ -123,6 +124,7 @@ def test_a_scan_round_trips_and_lowercases_its_domain() -> None:
             "evidence": {},
             "advice": "Send Strict-Transport-Security.",
             "summary": "",
+            "references": [],
         },
     ]
 
