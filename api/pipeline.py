@@ -2,10 +2,20 @@
 detections, which the store makes alerts.
 
 Built at start-up from the settings: the rule pack shipped in ``rules/pack/`` and, if set, the
-operator's ``rules_dir``; and the anomaly detectors of :mod:`scoring.anomaly`. Rule problems
-are logged (file, line, reason) and counted on ``/healthz``; the other rules run. The store
-calls :meth:`Pipeline.detect` inside the ingest transaction (one writer at a time); a lock
-keeps the detectors still while a checkpoint (:mod:`api.checkpoint`) copies their state.
+operator's ``rules_dir``; the anomaly detectors of :mod:`scoring.anomaly`; and the site
+streams of :mod:`scoring.sitestream`. Rule problems are logged (file, line, reason) and counted
+on ``/healthz``; the other rules run. The store calls :meth:`Pipeline.detect` inside the ingest
+transaction (one writer at a time); a lock keeps the detectors still while a checkpoint
+(:mod:`api.checkpoint`) copies their state.
+
+The site streams are always on, whatever ``anomaly_detection`` says: they are the trust
+rating's availability, response time and content drift (:meth:`Pipeline.site_stats`), and
+their early warnings (site down, certificate expiring, defacement suspected, response time
+rising) are judgements on scan results, not a behavioural model that needs tuning per network.
+Each kind is its own alert source, ``anomaly:site.<kind>``: the store merges repeats and
+suppresses false positives by source and entity, and an outage must not disappear into an open
+"response time rising" alert about the same site, nor be silenced by a verdict on a
+certificate warning.
 
 Rule files reload without a restart: at most every :data:`RELOAD_CHECK` seconds, the next
 batch checks whether any rule file changed (path, size, modification time); if so the pack is
@@ -19,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,7 +40,9 @@ from rules.loader import RULE_SUFFIXES, RulePack, load_rules
 from scoring.anomaly import AnomalyDetectors, AnomalyFinding
 from scoring.beacon import BeaconFinding
 from scoring.errors import StateError
+from scoring.sitestream import SiteEvent, SiteEventKind, SiteStreams
 from scoring.state import dumps, loads
+from scoring.trust_model import StreamStats
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +56,12 @@ ANOMALY_TITLES: Final = {
 }
 BEACON_TITLE: Final = "Beaconing: connections at regular intervals to one destination"
 BEACON_TAGS: Final = ("attack.command-and-control", "attack.t1071", "attack.t1573")
+SITE_TAGS: Final = {
+    SiteEventKind.SITE_DOWN: ("attack.impact", "attack.t1499"),  # endpoint denial of service
+    SiteEventKind.CERTIFICATE_EXPIRING: (),
+    SiteEventKind.DEFACEMENT_SUSPECTED: ("attack.impact", "attack.t1491.002"),  # external
+    SiteEventKind.RESPONSE_TIME_DRIFT: (),
+}
 
 
 class Pipeline:
@@ -53,6 +72,7 @@ class Pipeline:
         monotonic: Callable[[], float] = time.monotonic,
         anomaly: AnomalyDetectors | None = None,
         intel: IntelList | None = None,
+        sites: SiteStreams | None = None,
     ) -> None:
         self.pack = pack
         self.engine = RuleEngine(pack)
@@ -62,6 +82,8 @@ class Pipeline:
         self._intel_seen: IntelFingerprint | None = None if intel is None else intel.fingerprint
         self.anomaly = anomaly
         self.anomaly_state_note = "off" if anomaly is None else "fresh"
+        self.sites = SiteStreams() if sites is None else sites
+        self.sites_state_note = "fresh"
         self._lock = threading.Lock()
         self._monotonic = monotonic
         self._fingerprint = _fingerprint(paths)
@@ -90,7 +112,13 @@ class Pipeline:
             if self.anomaly is not None:
                 found.extend(detection_from_anomaly(f) for f in self.anomaly.process_all(records))
                 found.extend(_from_beacon(f) for f in self.anomaly.beacon.observe_all(records))
+            found.extend(detection_from_site(e) for e in self.sites.observe_all(records))
             return found
+
+    def site_stats(self, domain: str, now: datetime) -> StreamStats:
+        """``domain``'s streaming statistics at ``now``, for the trust rating."""
+        with self._lock:
+            return self.sites.stats(domain, now)
 
     def _maybe_reload_intel(self) -> None:
         if self.intel is None:
@@ -140,6 +168,25 @@ class Pipeline:
         if self.anomaly is not None:
             self.anomaly_state_note = "fresh" if reason is None else f"fresh: {reason}"
 
+    def site_state(self) -> bytes:
+        """The site streams' state, to save."""
+        with self._lock:
+            return dumps(self.sites)
+
+    def restore_sites(self, data: bytes) -> str | None:
+        """Take the site streams saved in ``data``; or say why not (the current ones stay)."""
+        try:
+            restored = loads(data, SiteStreams)
+        except StateError as exc:
+            return str(exc)
+        with self._lock:
+            self.sites = restored
+            self.sites_state_note = "restored"
+        return None
+
+    def sites_started_fresh(self, reason: str | None) -> None:
+        self.sites_state_note = "fresh" if reason is None else f"fresh: {reason}"
+
     def maybe_reload(self) -> bool:
         """Reload the rules (and the threat-intel list) if a file changed since the last look;
         say whether the rules did."""
@@ -166,11 +213,14 @@ class Pipeline:
         if self.anomaly is not None:
             with self._lock:
                 anomaly |= self.anomaly.health()
+        with self._lock:
+            sites = {"state": self.sites_state_note, **self.sites.health()}
         health: dict[str, Any] = {
             "rules": len(self.pack.rules),
             "correlations": len(self.pack.correlations),
             "rule_problems": len(self.pack.problems),
             "anomaly": anomaly,
+            "sites": sites,
         }
         if self.intel is not None:
             intel = self.intel.intel
@@ -230,6 +280,24 @@ def _from_beacon(finding: BeaconFinding) -> Detection:
             "dispersion": round(finding.dispersion, 4),
             "skew": round(finding.skew, 4),
         },
+    )
+
+
+def detection_from_site(event: SiteEvent) -> Detection:
+    """A site's early warning as a detection about the site (its domain is the entity)."""
+    rule_id = f"site.{event.kind.value}"
+    return Detection(
+        source=f"anomaly:{rule_id}",
+        rule_id=rule_id,
+        title=event.title,
+        level=event.severity,
+        tags=SITE_TAGS[event.kind],
+        entity=event.domain,
+        first_seen=event.first_seen,
+        last_seen=event.at,
+        count=1,
+        event_ids=event.event_ids,
+        values={"observer.name": event.sensor, "url.domain": event.domain, **event.values},
     )
 
 

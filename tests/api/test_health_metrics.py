@@ -38,6 +38,16 @@ def test_healthz_reports_the_store_and_the_rules(client: httpx.Client, store: Sq
                 "findings": 0,
                 "beacon_keys": 0,
             },
+            "sites": {
+                "state": "fresh",
+                "tracked": 0,
+                "evicted": 0,
+                "scans": 0,
+                "probes": 0,
+                "late_scans": 0,
+                "unreadable": 0,
+                "events": {},
+            },
         },
     ) == (response.status_code, response.json())
     store.close()

@@ -71,7 +71,22 @@ def test_a_broken_edit_keeps_the_other_rules_running(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("title: [\n", encoding="utf-8")
     clock.now += RELOAD_CHECK
     assert ["Port 8443"] == [d.title for d in pipeline.detect([event(8443)])]
-    expected = {"rules": 1, "correlations": 0, "rule_problems": 1, "anomaly": {"state": "off"}}
+    expected = {
+        "rules": 1,
+        "correlations": 0,
+        "rule_problems": 1,
+        "anomaly": {"state": "off"},
+        "sites": {
+            "state": "fresh",
+            "tracked": 0,
+            "evicted": 0,
+            "scans": 0,
+            "probes": 0,
+            "late_scans": 0,
+            "unreadable": 0,
+            "events": {},
+        },
+    }
     assert expected == pipeline.health()
 
 
