@@ -31,6 +31,7 @@ _EXTRA_OF = {
     "pythonjsonlogger": "server",
     "sigma": "server",
     "yaml": "server",
+    "pandas": "server",
 }
 
 
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_receiver(commands)
     _add_demo(commands)
+    _add_report(commands, data_dir)
     sensor_cli.add_commands(commands)
     return parser
 
@@ -238,6 +240,65 @@ def _add_demo(commands: Any) -> None:
         help="the .pcap/.pcapng files to replay (default: the bundled lab captures)",
     )
     demo.set_defaults(handler=_demo)
+
+
+# -- trustwatch report trust ---------------------------------------------------------------------
+
+
+def _add_report(commands: Any, data_dir: argparse.ArgumentParser) -> None:
+    report = commands.add_parser("report", help="reports from the local store")
+    kinds = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    trust = kinds.add_parser(
+        "trust",
+        help="trust ratings: grades by agency, biggest movers, most common failed checks",
+        description="Build the trust report from the store's current ratings and their "
+        "history: one CSV (a `section` column: report, grades, movers, failed_checks) or a "
+        "standalone HTML page. Exit status: 0 written, 2 bad options or an unwritable --out.",
+        parents=[data_dir],
+    )
+    trust.add_argument("--format", required=True, choices=["csv", "html"])
+    trust.add_argument("--out", type=Path, metavar="FILE", help="write here (default: stdout)")
+    trust.add_argument(
+        "--days",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="the window for the biggest movers, in days (30)",
+    )
+    trust.set_defaults(handler=_report_trust)
+
+
+def _report_trust(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from api.store import open_store
+    from api.trust_report import MAX_DAYS, build_trust_report
+
+    out: Path | None = args.out
+    if args.days > MAX_DAYS:
+        return _fail(f"--days: at most {MAX_DAYS}", EXIT_USAGE)
+    if out is not None and out.is_dir():
+        return _fail(f"--out: {out} is a directory; name a file", EXIT_USAGE)
+    now = datetime.now(UTC)
+    store = open_store(_settings(args))
+    try:
+        current = store.current_ratings()
+        history = store.rating_history_since(now - timedelta(days=args.days))
+    finally:
+        store.close()
+    report = build_trust_report(current, history, now, days=args.days)
+    text = report.to_csv() if args.format == "csv" else report.to_html()
+    if out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"--out: cannot write {out}: {exc.strerror or exc}", EXIT_USAGE)
+    sys.stderr.write(
+        f"trust report ({args.format}) of {report.providers} providers written to {out}\n"
+    )
+    return EXIT_OK
 
 
 def _settings(args: argparse.Namespace) -> Any:

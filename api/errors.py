@@ -13,11 +13,13 @@
         ├── ConflictError               409 the state does not allow it
         ├── PayloadTooLargeError        413 body or batch over its limit
         ├── UnsupportedMediaTypeError   415 content type or encoding we do not read
-        └── UnprocessableError          422 well-formed but invalid
+        ├── UnprocessableError          422 well-formed but invalid
+        └── TooManyRequestsError        429 a public client over its rate (with Retry-After)
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 
@@ -71,3 +73,17 @@ class UnsupportedMediaTypeError(ApiError):
 
 class UnprocessableError(ApiError):
     status = 422
+
+
+class TooManyRequestsError(ApiError):
+    """A client over its request rate. ``retry_after`` is in seconds; the answer's
+    ``Retry-After`` header carries it as a whole number, at least 1 (RFC 9110 allows no
+    fractions, and 0 would invite an immediate retry)."""
+
+    status = 429
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = max(1, math.ceil(retry_after))
+        super().__init__(f"too many requests; retry after {seconds} s")
+        self.retry_after = seconds
+        self.headers = {"Retry-After": str(seconds)}
