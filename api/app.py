@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from typing import Final
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
@@ -23,19 +24,26 @@ from api.errors import ApiError, ConfigError, StoreError
 from api.limits import SMALL_BODY_LIMIT, BodyLimitMiddleware
 from api.metrics import Metrics, RequestMiddleware
 from api.pipeline import Pipeline
+from api.ratelimit import RateLimiter
+from api.ratings import RatingService, run_rescoring
 from api.routers import (
     alerts,
     delivery,
     flows,
     health,
+    incidents,
     ingest,
     noise,
+    providers,
+    public,
+    rescan,
     scans,
     sensors,
     systems,
     tokens,
     triage,
 )
+from api.scheduler import app_sink, start_scheduler, stop_scheduler
 from api.settings import Settings
 from api.store import Store, open_store
 from rules.errors import RuleFileError
@@ -72,6 +80,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         app.state.store = open_store(settings) if owned else store
+        app.state.ratings = RatingService(app.state.store, app.state.pipeline)
         state = checkpoint.state_path(settings.data_dir)
         await to_thread.run_sync(checkpoint.restore, app.state.pipeline, state)
         saving = asyncio.create_task(
@@ -92,8 +101,22 @@ def create_app(
             app.state.wake_delivery = worker.wake
             tasks.append(worker.run_logged())
         try:
+            # The scan scheduler, once the store and the rating service are there: None unless
+            # settings.scheduler is on and this process wins <data_dir>/scheduler.lock.
+            app.state.scheduler = await to_thread.run_sync(
+                start_scheduler, settings, app.state.store, app_sink(app.state), clock
+            )
+            if app.state.scheduler is not None:
+                # Where the scheduler runs (one process per deployment), ratings are also
+                # recomputed periodically: incidents decay and probations end with time.
+                tasks.append(
+                    asyncio.create_task(
+                        run_rescoring(app.state.ratings, clock, settings.rescore_interval_seconds)
+                    )
+                )
             yield
         finally:
+            await to_thread.run_sync(stop_scheduler, app.state)  # first: its scans write
             app.state.wake_delivery = _nothing
             for task in tasks:
                 task.cancel()
@@ -122,31 +145,52 @@ def create_app(
         raise ConfigError(str(exc)) from exc
     app.state.metrics = Metrics()
     if pipeline is None:
-        try:
-            pipeline = Pipeline.from_directories(
-                settings.rules_dir,
-                anomaly=settings.anomaly_detection,
-                intel=settings.threat_intel_file,
-            )
-        except RuleFileError as exc:
-            raise ConfigError(f"threat_intel_file: {exc}") from exc
+        pipeline = _pipeline(settings)
     app.state.pipeline = pipeline
+    app.state.public_limiter = RateLimiter(
+        settings.public_rate_per_second, settings.public_burst, settings.public_max_clients
+    )
     if store is not None:
         app.state.store = store
+        app.state.ratings = RatingService(store, pipeline)
 
-    for module in (
-        health,
-        ingest,
-        sensors,
-        flows,
-        scans,
-        alerts,
-        triage,
-        noise,
-        delivery,
-        systems,
-        tokens,
-    ):
+    _install(app, settings)
+    return app
+
+
+def _pipeline(settings: Settings) -> Pipeline:
+    try:
+        return Pipeline.from_directories(
+            settings.rules_dir, anomaly=settings.anomaly_detection, intel=settings.threat_intel_file
+        )
+    except RuleFileError as exc:
+        raise ConfigError(f"threat_intel_file: {exc}") from exc
+
+
+# The public lookup right after the health check: routes are matched in order, and the
+# public ones carry the heaviest unauthenticated traffic (bench/lookup.py).
+ROUTERS: Final = (
+    health,
+    public,
+    ingest,
+    sensors,
+    flows,
+    scans,
+    alerts,
+    triage,
+    noise,
+    delivery,
+    systems,
+    tokens,
+    providers,
+    incidents,
+    rescan,
+)
+
+
+def _install(app: FastAPI, settings: Settings) -> None:
+    """The routes, the error handlers and the middleware."""
+    for module in ROUTERS:
         app.include_router(module.router)
 
     @app.exception_handler(ApiError)
@@ -169,4 +213,3 @@ def create_app(
         per_path={"/api/v1/ingest": settings.max_body_bytes},
     )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
-    return app

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, FilePath, IPvAnyNetwork, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -109,6 +109,66 @@ class Settings(BaseSettings):
     )
     suppression_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         default=30, description="how long a suppression made from a false-positive verdict lasts"
+    )
+    scheduler: bool = Field(
+        default=True,
+        description="run the site-scan scheduler here (only the process holding the data"
+        " directory's scheduler.lock does)",
+    )
+    scan_concurrency: Annotated[int, Field(ge=1, le=256)] = Field(
+        default=4, description="site scans the scheduler runs at once (one thread each)"
+    )
+    scan_jitter_seconds: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=60,
+        description="random delay added to each scheduled scan (at most a tenth of its cadence)",
+    )
+    rescan_cooldown_seconds: Annotated[int, Field(ge=0, le=7 * 86_400)] = Field(
+        default=900,
+        description="after a provider's rescan is requested, another is refused (429) this long",
+    )
+    scan_allow_networks: tuple[IPvAnyNetwork, ...] = Field(
+        default=(),
+        description="non-public networks the scheduler may scan (none: public addresses only)",
+    )
+    scan_nameservers: tuple[
+        Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]:\d+|[0-9A-Fa-f:.]+)$")], ...
+    ] = Field(
+        default=(),
+        description="resolvers the scans ask, IP or IP:port ([v6]:port); none: the system's",
+    )
+    scan_trust_ca: FilePath | None = Field(
+        default=None, description="extra CA certificates scanned sites may chain to (PEM)"
+    )
+    scan_https_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=443, description="port of the scanned sites' HTTPS (another for test sites)"
+    )
+    scan_http_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        default=80, description="port of the scanned sites' plain HTTP"
+    )
+    scan_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = Field(
+        default=10.0, description="how long a scan waits for any one read"
+    )
+    scan_budget_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=180.0, description="the most time one site's scan may take"
+    )
+    scan_port_rate: Annotated[float, Field(gt=0, le=1000)] = Field(
+        default=20.0, description="connection attempts per second of a scan's exposure check"
+    )
+    rescore_interval_seconds: Annotated[int, Field(ge=60, le=7 * 86_400)] = Field(
+        default=3600,
+        description="how often every provider is rated again where the scheduler runs (incidents"
+        " decay, probations end); scans and incidents rate at once anyway",
+    )
+    public_rate_per_second: Annotated[float, Field(gt=0, le=100_000)] = Field(
+        default=10.0,
+        description="public lookup: requests per second each client address may make on average",
+    )
+    public_burst: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        default=40, description="public lookup: requests a client may make at once after a pause"
+    )
+    public_max_clients: Annotated[int, Field(ge=100, le=10_000_000)] = Field(
+        default=100_000,
+        description="client addresses the public rate limiter remembers (least recent forgotten)",
     )
     metrics_public: bool = Field(
         default=False, description="serve /metrics without a token (else analyst/admin token)"

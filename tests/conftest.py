@@ -52,7 +52,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data")
+    # No scheduler unless a test asks for one: it would scan the sites a test registers.
+    return load_settings(data_dir=tmp_path / "data", scheduler=False)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from api.errors import (
 )
 from api.metrics import Metrics
 from api.pipeline import Pipeline
+from api.ratings import RatingService
 from api.settings import Settings
 from api.store import Store
 from api.tokens import Principal
@@ -88,6 +89,7 @@ async def ingest(
         metrics,
         request.app.state.pipeline,
         request.app.state.wake_delivery,
+        request.app.state.ratings,
     )
 
 
@@ -101,6 +103,7 @@ def _store_batch(
     metrics: Metrics,
     pipeline: Pipeline,
     wake_delivery: Callable[[], None],
+    ratings: RatingService,
 ) -> IngestReply:
     body = gunzip(raw, settings.max_decompressed_bytes) if compressed else raw
     envelope = parse_envelope(body, principal, settings)
@@ -129,6 +132,10 @@ def _store_batch(
     metrics.suppressed.inc(counts.alerts_suppressed)
     if counts.queued:
         wake_delivery()  # the alert is committed: the worker may take it now
+    if scans and counts.inserted:
+        # Ratings follow the scans: the finding states advance and the providers of the
+        # scanned sites are rated again (replays of records already seen change nothing).
+        ratings.after_scans(envelope.sensor_id, scans, now)
     return IngestReply(accepted=accepted, duplicates=counts.duplicates, rejected=rejected)
 
 

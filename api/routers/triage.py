@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self, TypeVar
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.auth import ReaderPrincipal
@@ -18,6 +18,7 @@ from api.dependencies import ClockDep, SettingsDep, StoreDep
 from api.errors import NotFoundError
 from api.lifecycle import MAX_ASSIGNEE_CHARS, MAX_BULK, MAX_NOTE_CHARS, AlertStatus
 from api.noise import MAX_SUPPRESSION_FIELDS
+from api.ratings import RatingService
 from api.severity import Severity
 from api.store.protocol import (
     Alert,
@@ -137,16 +138,22 @@ def transition(
     store: StoreDep,
     clock: ClockDep,
     settings: SettingsDep,
+    request: Request,
 ) -> Alert:
     """A false-positive verdict also suppresses the same detection about the same entity for
     ``suppression_days`` unless ``suppress`` says otherwise; reopening lifts it."""
     suppress = body.suppression(settings.suppression_days)
-    return _found(
+    now = clock()
+    alert = _found(
         store.transition_alert(
-            alert_id, body.to, principal, clock(), note=body.note, suppress=suppress
+            alert_id, body.to, principal, now, note=body.note, suppress=suppress
         ),
         alert_id,
     )
+    # An alert about a provider's site counts in its rating until confirmed or dismissed.
+    ratings: RatingService = request.app.state.ratings
+    ratings.alert_changed(alert.id, alert.entity, alert.status, now)
+    return alert
 
 
 @router.patch("/api/v1/alerts/{alert_id}", response_model=Alert, summary="Assign or unassign")

@@ -211,4 +211,71 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE INDEX suppressions_by_key ON suppressions (source, entity, expires_us);
     CREATE INDEX suppressions_by_alert ON suppressions (alert_id);
     """,
+    # 5: trust ratings: providers and their sites, incidents, finding states, ratings.
+    """
+    CREATE TABLE providers (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        agency      TEXT NOT NULL,
+        level       INTEGER NOT NULL,
+        created_us  INTEGER NOT NULL,
+        updated_us  INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE provider_sites (
+        domain      TEXT PRIMARY KEY,
+        provider_id TEXT NOT NULL REFERENCES providers (id) ON DELETE CASCADE,
+        role        TEXT NOT NULL,
+        position    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX provider_sites_by_provider ON provider_sites (provider_id, position);
+
+    CREATE TABLE incidents (
+        id          TEXT PRIMARY KEY,
+        provider_id TEXT NOT NULL REFERENCES providers (id) ON DELETE CASCADE,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('active', 'resolved', 'dismissed')),
+        site        TEXT,
+        started_us  INTEGER NOT NULL,
+        resolved_us INTEGER,
+        summary     TEXT NOT NULL,
+        alert_id    TEXT UNIQUE,
+        author      TEXT NOT NULL,
+        created_us  INTEGER NOT NULL,
+        updated_us  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX incidents_by_provider ON incidents (provider_id, started_us);
+
+    -- One row per (site, check): the confirmation state scoring keeps (principle 6).
+    CREATE TABLE findings (
+        domain      TEXT NOT NULL,
+        check_id    TEXT NOT NULL,
+        doc         BLOB NOT NULL,
+        PRIMARY KEY (domain, check_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE ratings (
+        provider_id TEXT PRIMARY KEY REFERENCES providers (id) ON DELETE CASCADE,
+        status      TEXT NOT NULL,
+        grade       TEXT NOT NULL,
+        score       REAL,
+        warning     INTEGER NOT NULL,
+        computed_us INTEGER NOT NULL,
+        doc         BLOB NOT NULL
+    ) STRICT;
+
+    CREATE TABLE rating_history (
+        seq         INTEGER PRIMARY KEY,
+        provider_id TEXT NOT NULL REFERENCES providers (id) ON DELETE CASCADE,
+        at_us       INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        grade       TEXT NOT NULL,
+        score       REAL
+    ) STRICT;
+    CREATE INDEX rating_history_by_provider ON rating_history (provider_id, at_us);
+    CREATE INDEX rating_history_by_time ON rating_history (at_us);
+
+    -- Alerts about a provider's sites count in its rating until confirmed or dismissed.
+    CREATE INDEX alerts_by_entity ON alerts (entity);
+    """,
 )

@@ -17,6 +17,7 @@ from api.lifecycle import OPEN_STATUSES as _OPEN
 from api.lifecycle import AlertStatus
 from api.noise import Matcher, Silence, Suppression
 from api.severity import SEVERITIES as _SEVERITIES
+from api.store.protocol_trust import TrustStore
 from api.systems import InformationSystem, NewSystem
 from api.tokens import Principal, Role
 from sensors.wire import FlowRecord, ScanRecord
@@ -342,7 +343,7 @@ class ScanPage:
     next_after: tuple[int, int] | None
 
 
-class Store(Protocol):
+class Store(TrustStore, Protocol):
     """Storage of principals, sensors, and what sensors send."""
 
     def close(self) -> None: ...

@@ -59,6 +59,7 @@ from api.store.protocol import (
     SensorInfo,
     Suppress,
 )
+from api.store.sqlite_trust import TrustMethods
 from api.store.timeconv import from_us, opt_from_us, to_us
 from api.systems import InformationSystem, NewSystem, SystemIndex
 from api.tokens import Principal, Role
@@ -70,7 +71,7 @@ DEDUPE_WINDOW: Final = timedelta(hours=1)
 recently; after a longer quiet, it opens a new alert."""
 
 
-class SqliteStore:
+class SqliteStore(TrustMethods):
     """See the module docstring. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(
@@ -345,6 +346,7 @@ class SqliteStore:
             )
             for flow, doc in zip(flows, docs, strict=True)
         ]
+        scan_docs = [dump_record(scan) | extra for scan in scans]
         scan_rows = [
             (
                 sensor_id,
@@ -353,14 +355,19 @@ class SqliteStore:
                 to_us(scan.event_start),
                 to_us(scan.event_end),
                 received,
-                orjson.dumps(dump_record(scan) | extra),
+                orjson.dumps(doc),
             )
-            for scan in scans
+            for scan, doc in zip(scans, scan_docs, strict=True)
         ]
         opened = merged = suppressed = queued = 0
         with self._write() as conn:
             known = (
                 sqlite_alerts.known_ids(conn, sensor_id, [row[1] for row in flow_rows])
+                if detect
+                else set()
+            )
+            known_scans = (
+                sqlite_alerts.known_ids(conn, sensor_id, [row[1] for row in scan_rows], "scans")
                 if detect
                 else set()
             )
@@ -387,6 +394,10 @@ class SqliteStore:
                 # New records only, and each once (a batch may repeat one).
                 fresh = list(
                     {d["event.id"]: d for d in docs if d["event.id"] not in known}.values()
+                ) + list(
+                    {
+                        d["event.id"]: d for d in scan_docs if d["event.id"] not in known_scans
+                    }.values()
                 )
                 detections = detect(fresh) if fresh else []
                 systems = self._systems.current(conn) if detections else SystemIndex(())

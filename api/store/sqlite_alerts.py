@@ -33,13 +33,18 @@ _ALERT_COLUMNS: Final = (
 _OPEN_SQL: Final = ", ".join(f"'{status.value}'" for status in sorted(OPEN_STATUSES))
 
 
-def known_ids(conn: sqlite3.Connection, sensor_id: str, ids: list[str]) -> set[str]:
+def known_ids(
+    conn: sqlite3.Connection, sensor_id: str, ids: list[str], table: str = "flows"
+) -> set[str]:
+    """Which of ``ids`` the sensor already sent (``table``: flows or scans)."""
+    if table not in ("flows", "scans"):
+        raise ValueError(f"no records table {table}")
     known: set[str] = set()
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT event_id FROM flows WHERE sensor_id = ? AND event_id IN ({marks})",
+            f"SELECT event_id FROM {table} WHERE sensor_id = ? AND event_id IN ({marks})",
             [sensor_id, *chunk],
         )
         known.update(row[0] for row in rows)

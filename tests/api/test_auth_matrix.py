@@ -94,6 +94,58 @@ def _unknown_suppression(store: SqliteStore) -> dict[str, Any]:
     return {"path": {"suppression_id": "0" * 32}}
 
 
+def _rescan_unknown(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"provider_id": "no-such-provider"}}
+
+
+_PROVIDER_FIELDS = {
+    "name": "Portal",
+    "agency": "Ministry",
+    "level": 3,
+    "sites": [{"domain": "portal.gov.example"}],
+}
+_NEW_IDS = iter(range(1_000_000))
+
+
+def _new_provider(store: SqliteStore) -> dict[str, Any]:
+    n = next(_NEW_IDS)
+    sites = [{"domain": f"p{n}.gov.example"}]
+    return {"json": {**_PROVIDER_FIELDS, "id": f"p{n}", "sites": sites}}
+
+
+def _unknown_provider(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"provider_id": "nobody"}}
+
+
+def _replace_unknown(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"provider_id": "nobody"}, "json": _PROVIDER_FIELDS}
+
+
+def _incident_of_unknown(store: SqliteStore) -> dict[str, Any]:
+    incident = {"kind": "outage", "started": "2026-01-01T00:00:00Z"}
+    return {"path": {"provider_id": "nobody"}, "json": incident}
+
+
+def _change_unknown_incident(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"incident_id": "inc-" + "0" * 16}, "json": {"state": "resolved"}}
+
+
+def _confirm_unknown_alert(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"alert_id": "0" * 32}, "json": {"kind": "defacement"}}
+
+
+def _search(store: SqliteStore) -> dict[str, Any]:
+    return {"params": {"q": "portal"}}
+
+
+def _unknown_key(store: SqliteStore) -> dict[str, Any]:
+    return {"path": {"key": "nobody.example"}}
+
+
+READER_404 = {None: 401, "sensor": 403, "analyst": 404, "admin": 404}
+ADMIN_404 = {None: 401, "sensor": 403, "analyst": 403, "admin": 404}
+NOT_FOUND = dict.fromkeys(ROLES, 404)
+
 # (method, path template) -> (request builder, expected status per role)
 MATRIX: dict[
     tuple[str, str], tuple[Callable[[SqliteStore], dict[str, Any]], dict[str | None, int]]
@@ -189,6 +241,33 @@ MATRIX: dict[
         _throwaway,
         {None: 401, "sensor": 403, "analyst": 403, "admin": 200},
     ),
+    ("POST", "/api/v1/providers/{provider_id}/rescan"): (
+        _rescan_unknown,
+        {None: 401, "sensor": 403, "analyst": 404, "admin": 404},
+    ),
+    ("POST", "/api/v1/providers"): (
+        _new_provider,
+        {None: 401, "sensor": 403, "analyst": 403, "admin": 201},
+    ),
+    ("GET", "/api/v1/providers"): (
+        _nothing,
+        {None: 401, "sensor": 403, "analyst": 200, "admin": 200},
+    ),
+    ("GET", "/api/v1/providers/{provider_id}"): (_unknown_provider, READER_404),
+    ("GET", "/api/v1/providers/{provider_id}/rating"): (_unknown_provider, READER_404),
+    ("PUT", "/api/v1/providers/{provider_id}"): (_replace_unknown, ADMIN_404),
+    ("DELETE", "/api/v1/providers/{provider_id}"): (_unknown_provider, ADMIN_404),
+    ("POST", "/api/v1/providers/{provider_id}/incidents"): (_incident_of_unknown, READER_404),
+    ("GET", "/api/v1/providers/{provider_id}/incidents"): (_unknown_provider, READER_404),
+    ("PATCH", "/api/v1/incidents/{incident_id}"): (_change_unknown_incident, READER_404),
+    ("POST", "/api/v1/alerts/{alert_id}/incident"): (_confirm_unknown_alert, READER_404),
+    ("GET", "/public/v1/providers"): (_search, PUBLIC),
+    ("GET", "/public/v1/providers/{key}"): (_unknown_key, NOT_FOUND),
+    ("GET", "/public/v1/providers/{key}/history"): (_unknown_key, NOT_FOUND),
+    ("GET", "/public/v1/providers/{key}/badge.svg"): (_unknown_key, NOT_FOUND),
+    ("GET", "/public/v1/methodology"): (_nothing, PUBLIC),
+    ("GET", "/public/v1/methodology.md"): (_nothing, PUBLIC),
+    ("GET", "/methodology"): (_nothing, PUBLIC),
 }
 
 
