@@ -134,7 +134,9 @@ def rate_provider(
     categories = (
         {
             info.category: round(
-                _mean(ratings, [r.categories[info.category] for r in ratings]), _DECIMALS
+                # A never-scanned site has no categories; its weight is 0 in the mean anyway.
+                _mean(ratings, [r.categories.get(info.category, 0.0) for r in ratings]),
+                _DECIMALS,
             )
             for info in table.categories
         }

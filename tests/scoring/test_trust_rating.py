@@ -269,6 +269,16 @@ def test_several_sites_lean_to_the_weakest_and_every_cap_applies() -> None:
     assert round((w_strong * 30 + 21) / (w_strong + 1), 2) == rating.categories[Category.T]
 
 
+def test_a_site_not_yet_scanned_takes_no_part_beside_a_scanned_one() -> None:
+    scanned = scan(domain="www.example.gov", importance=1)
+    waiting = SiteInput("new.example.gov", 3)  # registered, no scan yet
+    rating = rate(scanned, waiting)
+    assert (rate(scanned).categories, (1.0, 0.0)) == (
+        rating.categories,
+        tuple(s.weight for s in rating.sites),
+    )
+
+
 def test_equal_sites_weigh_by_importance_alone() -> None:
     a, b = scan(domain="a.gov", importance=3), scan(domain="b.gov", importance=1)
     assert (0.75, 0.25) == tuple(s.weight for s in rate(a, b).sites)
