@@ -342,13 +342,30 @@ _WRK_SOCKET_ERRORS: Final = re.compile(r"Socket errors: connect (\d+), read (\d+
 _UNIT_S: Final = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
-def healthz_wrk(wrk: str, url: str, concurrency: int, seconds: int) -> HealthzResult:
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run printed, and the CPU it took."""
+
+    requests_per_s: float
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float | None
+    p99_ms: float | None
+    client_cpu_s: float
+
+
+def run_wrk(
+    wrk: str, url: str, concurrency: int, seconds: int, script: Path | None = None
+) -> WrkRun:
+    """``wrk`` with one thread (it drives tens of thousands of requests/s, far beyond this
+    server; more threads would only take CPU from it) and ``concurrency`` connections."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # One wrk thread drives tens of thousands of requests/s, far beyond this server; more threads
-    # would only take CPU from it.
     command = [wrk, "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    if script is not None:
+        command += ["-s", str(script)]
     done = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=seconds + 30, check=False
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=False
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     rate = _WRK_RATE.search(done.stdout)
@@ -363,8 +380,7 @@ def healthz_wrk(wrk: str, url: str, concurrency: int, seconds: int) -> HealthzRe
     socket_errors = _WRK_SOCKET_ERRORS.search(done.stdout)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
-    return HealthzResult(
-        tool=f"wrk -t1 -c{concurrency}",
+    return WrkRun(
         requests_per_s=float(rate.group(1)),
         requests=int(total.group(1)),
         errors=errors,
@@ -372,6 +388,20 @@ def healthz_wrk(wrk: str, url: str, concurrency: int, seconds: int) -> HealthzRe
         p50_ms=percentiles.get("50"),
         p99_ms=percentiles.get("99"),
         client_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    )
+
+
+def healthz_wrk(wrk: str, url: str, concurrency: int, seconds: int) -> HealthzResult:
+    run = run_wrk(wrk, url, concurrency, seconds)
+    return HealthzResult(
+        tool=f"wrk -t1 -c{concurrency}",
+        requests_per_s=run.requests_per_s,
+        requests=run.requests,
+        errors=run.errors,
+        seconds=run.seconds,
+        p50_ms=run.p50_ms,
+        p99_ms=run.p99_ms,
+        client_cpu_s=run.client_cpu_s,
     )
 
 

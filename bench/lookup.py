@@ -35,10 +35,7 @@ import multiprocessing
 import os
 import platform
 import random
-import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +63,7 @@ from bench.ingest import (
     free_port,
     percentiles_ms,
     process_cpu_seconds,
+    run_wrk,
     server_env,
     start_server,
     stop_server,
@@ -404,12 +402,6 @@ class Load:
     client_cpu_s: float | None
 
 
-_WRK_TOTAL: Final = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)")
-_WRK_PERCENTILE: Final = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_WRK_NON_2XX: Final = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-_WRK_SOCKET_ERRORS: Final = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+)")
-_UNIT_S: Final = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-
 # wrk calls request() for every request; the ids are drawn uniformly, as ID_FORMAT makes them.
 _WRK_LOOKUP: Final = """
 math.randomseed({seed})
@@ -419,35 +411,18 @@ end
 """
 
 
-def run_wrk(wrk: str, url: str, concurrency: int, seconds: int, script: Path | None = None) -> Load:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # One wrk thread drives far more than this server answers; more would take its CPU.
-    command = [wrk, "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
-    if script is not None:
-        command += ["-s", str(script)]
-    done = subprocess.run(
-        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=False
-    )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = _WRK_TOTAL.search(done.stdout)
-    if done.returncode != 0 or total is None:
-        raise BenchError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
-    percentiles = {
-        m.group(1): float(m.group(2)) * _UNIT_S[m.group(3)] * 1000
-        for m in _WRK_PERCENTILE.finditer(done.stdout)
-    }
-    errors = sum(int(n) for n in _WRK_NON_2XX.findall(done.stdout))
-    socket_errors = _WRK_SOCKET_ERRORS.search(done.stdout)
-    if socket_errors:
-        errors += sum(int(n) for n in socket_errors.groups())
+def wrk_load(
+    wrk: str, url: str, concurrency: int, seconds: int, script: Path | None = None
+) -> Load:
+    run = run_wrk(wrk, url, concurrency, seconds, script)
     return Load(
         tool=f"wrk -t1 -c{concurrency}",
-        requests=int(total.group(1)),
-        errors=errors,
-        seconds=float(total.group(2)) * _UNIT_S[total.group(3)],
-        p50_ms=percentiles.get("50"),
-        p99_ms=percentiles.get("99"),
-        client_cpu_s=(after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        requests=run.requests,
+        errors=run.errors,
+        seconds=run.seconds,
+        p50_ms=run.p50_ms,
+        p99_ms=run.p99_ms,
+        client_cpu_s=run.client_cpu_s,
     )
 
 
@@ -544,7 +519,7 @@ def measure(args: argparse.Namespace, data_dir: Path, tmp: Path) -> Measured:
         for path, count in (("/healthz", 0), (LOOKUP_PATH, args.providers)):
             cpu_before = process_cpu_seconds(server.pid)
             if wrk:
-                load = run_wrk(
+                load = wrk_load(
                     wrk,
                     base_url + path,
                     args.concurrency,
