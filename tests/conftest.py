@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 import uvicorn
 from fastapi import FastAPI
 
@@ -48,6 +49,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("TRUSTWATCH_") and name not in _TEST_CONTROLS:
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    """A test certificate authority for HTTPS sites on loopback (scanner, scheduler, ratings)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
 
 
 @pytest.fixture

@@ -143,18 +143,6 @@ def schedulers(store: SqliteStore, data_dir: Path) -> Iterator[Callable[..., Sch
         scheduler.shutdown()
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 def test_one_job_per_site_and_cadence_group_spread_over_its_cadence(
     store: SqliteStore, schedulers: Callable[..., Scheduler]
 ) -> None:

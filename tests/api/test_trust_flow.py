@@ -72,21 +72,9 @@ class Portal:
         self.http.stop()
 
 
-@pytest.fixture(scope="module")
-def site_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def ca_file(site_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    site_ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 @pytest.fixture
-def portal(site_ca: trustme.CA) -> Iterator[Portal]:
-    site = Portal(site_ca)
+def portal(ca: trustme.CA) -> Iterator[Portal]:
+    site = Portal(ca)
     yield site
     site.stop()
 

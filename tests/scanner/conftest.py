@@ -107,18 +107,6 @@ class Site:
             self._server.server_close()
 
 
-@pytest.fixture(scope="session")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return path
-
-
 def server_context(ca: trustme.CA, *names: str, **issue: Any) -> ssl.SSLContext:
     """A server context with a certificate from ``ca`` for ``names`` (default 127.0.0.1)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
